@@ -1,0 +1,112 @@
+"""`coalesce`: the command line of the exchange's services."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from contractor_agent.app import create_app
+from contractor_agent.config import (
+    LLM_KINDS,
+    anthropic_settings_from_env,
+    build_workers,
+    load_card,
+    openai_settings_from_env,
+    worker_kinds,
+)
+from contractor_agent.workers import LLMSettings
+from shared.local_llm import LocalLLMServer
+from shared.serving import bind_socket, public_url, uvicorn_server
+
+
+def _embedded_llm(stack: ExitStack) -> LLMSettings:
+    print("starting the embedded local model (SmolLM2-135M-Instruct on llama.cpp) ...", flush=True)
+    server = stack.enter_context(LocalLLMServer())
+    return LLMSettings(model=server.model, base_url=server.base_url)
+
+
+def contractor_serve(args: argparse.Namespace) -> int:
+    card = load_card(args.card)
+    kinds = worker_kinds(card, override=args.worker)
+    with ExitStack() as stack:
+        openai_settings = openai_settings_from_env()
+        if openai_settings is None and "llm" in kinds.values():
+            openai_settings = _embedded_llm(stack)
+        anthropic_settings = anthropic_settings_from_env() if "anthropic" in kinds.values() else None
+        workers = build_workers(kinds, openai_settings, anthropic_settings)
+        sock = bind_socket(args.host, args.port)
+        url = args.public_url or public_url(sock)
+        server = uvicorn_server(create_app(card, workers, base_url=url), log_level=args.log_level)
+        llm_skills = [s for s, k in kinds.items() if k in LLM_KINDS]
+        print(
+            f"contractor {card.name!r} serving {len(kinds)} skills ({len(llm_skills)} on an LLM) at {url}",
+            flush=True,
+        )
+        server.run(sockets=[sock])
+    return 0
+
+
+def llm_serve(args: argparse.Namespace) -> int:
+    with LocalLLMServer(port=args.port) as server:
+        print(f"local model {server.model!r} at {server.base_url} (Ctrl-C stops it)", flush=True)
+        threading.Event().wait()
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from coalesce.demo import main as demo_main
+
+    return demo_main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coalesce", description=__doc__)
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    contractor = commands.add_parser("contractor", help="contractor agents").add_subparsers(
+        dest="action", required=True
+    )
+    serve = contractor.add_parser("serve", help="serve a contractor agent over A2A")
+    serve.add_argument("--card", required=True, type=Path, help="the agent card file (see agent_cards/)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--worker", choices=["echo"], help="serve every skill with this worker")
+    serve.add_argument("--public-url", help="the URL clients use, when it differs from the bound address")
+    serve.set_defaults(run=contractor_serve)
+
+    llm = commands.add_parser("llm", help="the embedded local model").add_subparsers(dest="action", required=True)
+    llm_server = llm.add_parser("serve", help="serve the embedded model over an OpenAI-compatible API")
+    llm_server.add_argument("--port", type=int, default=None)
+    llm_server.set_defaults(run=llm_serve)
+
+    demo = commands.add_parser("demo", help="start local contractors and run real tasks through them over A2A")
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM ends the command like Ctrl-C, after servers shut down gracefully: children stopped, exit 0."""
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except (ValueError, RuntimeError) as error:
+        print(f"coalesce: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

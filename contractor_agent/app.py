@@ -1,0 +1,108 @@
+"""The contractor's HTTP shell: Agent Card, JSON-RPC endpoint (with SSE), health, quote."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
+
+from contractor_agent.push import PushNotifier
+from contractor_agent.rpc import RpcHandler, StreamReply
+from contractor_agent.task_manager import Limits, TaskManager
+from contractor_agent.workers import Worker
+from shared.protocol import AgentCard, ErrorCode, JSONRPCError, rpc_error
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+CARD_PATHS = ("/.well-known/agent.json", "/.well-known/agent-card.json")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json")
+
+
+def create_app(
+    card: AgentCard,
+    workers: dict[str, Worker],
+    *,
+    base_url: str,
+    limits: Limits | None = None,
+    push_notifications: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """A contractor serving `card` from `base_url` (the address actually bound, never 0.0.0.0)."""
+    if card.coalesce is not None and limits is None:
+        limits = Limits(max_concurrent=card.coalesce.max_concurrent_tasks, max_queued=card.coalesce.max_queued_tasks)
+    card = card.model_copy(
+        update={"capabilities": card.capabilities.model_copy(update={"push_notifications": push_notifications})}
+    )
+    served_card = card.served_at(base_url).wire()
+    notifier = PushNotifier() if push_notifications else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.manager = TaskManager(card, workers, limits, notifier)
+        app.state.rpc = RpcHandler(app.state.manager)
+        yield
+        await app.state.manager.close()
+        if notifier is not None:
+            await notifier.close()
+
+    app = FastAPI(title=f"COALESCE contractor: {card.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    async def agent_card() -> JSONResponse:
+        return JSONResponse(served_card)
+
+    for path in CARD_PATHS:
+        app.add_api_route(path, agent_card, methods=["GET"], include_in_schema=False)
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, Any]:
+        return {"status": "ok", "name": card.name, "load": request.app.state.manager.load()}
+
+    @app.get("/v1/quote")
+    async def quote(request: Request, complexity: float = Query(default=1.0, gt=0, le=100)) -> dict[str, Any]:
+        manager: TaskManager = request.app.state.manager
+        return {"priceUsd": manager.quote(complexity), "load": manager.load()}
+
+    @app.post("/")
+    async def json_rpc(request: Request) -> Response:
+        try:
+            body = await read_bounded(request, max_body_bytes)
+        except BodyTooLarge:
+            error = JSONRPCError(
+                code=ErrorCode.INVALID_REQUEST, message=f"request body larger than {max_body_bytes} bytes"
+            )
+            return _json(rpc_error(None, error), status=413)
+        reply = await request.app.state.rpc.handle(body, request.headers.get("a2a-version"))
+        if isinstance(reply, StreamReply):
+            return EventSourceResponse(_sse(reply), ping=15, send_timeout=30)
+        return _json(reply)
+
+    return app
+
+
+async def _sse(reply: StreamReply) -> AsyncIterator[dict[str, str]]:
+    async for event in reply.events:
+        yield {"data": json.dumps(event, separators=(",", ":"))}

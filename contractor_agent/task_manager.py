@@ -1,0 +1,465 @@
+"""The contractor's task manager: the task state machine, bounded capacity, workers, event streams.
+
+Plain asyncio, no web framework: `contractor_agent.rpc` turns JSON-RPC calls into calls on this object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from contractor_agent.compute import Cancelled
+from contractor_agent.push import PushNotifier
+from contractor_agent.workers import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
+from shared.cost_model import dynamic_price, usage_charge
+from shared.dialects import Dialect, agent_message
+from shared.protocol import (
+    A2AError,
+    AgentCard,
+    AgentSkill,
+    Artifact,
+    CoalesceProfile,
+    ErrorCode,
+    Message,
+    Price,
+    PushNotificationConfig,
+    SendRequest,
+    StreamEvent,
+    Task,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+    can_transition,
+    new_id,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Limits:
+    max_concurrent: int = 4
+    max_queued: int = 16
+    max_tasks_kept: int = 10_000
+    max_push_configs_per_task: int = 8
+    worker_timeout_s: float = 300.0
+    blocking_wait_s: float = 300.0
+    subscriber_buffer: int = 256
+
+
+class Subscription:
+    """One reader of a task's events, with a bounded buffer; a reader that falls too far behind is dropped."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: asyncio.Queue[StreamEvent] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def offer(self, event: StreamEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """Events until the task ends or waits for input (the stream then closes)."""
+        while not (self.overflowed and self._queue.empty()):
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, TaskStatusUpdateEvent) and event.final:
+                return
+
+
+@dataclass
+class TaskRecord:
+    task: Task
+    skill: AgentSkill
+    dialect: Dialect
+    cancel_flag: threading.Event = field(default_factory=threading.Event)
+    runner: asyncio.Task[None] | None = None
+    subscribers: set[Subscription] = field(default_factory=set)
+    push_configs: dict[str, PushNotificationConfig] = field(default_factory=dict)
+
+    @property
+    def state(self) -> TaskState:
+        return self.task.status.state
+
+
+def _mode_matches(mode: str, accepted: str) -> bool:
+    if accepted in ("*/*", "*", mode):
+        return True
+    return accepted.endswith("/*") and mode.split("/")[0] == accepted[:-2]
+
+
+class TaskManager:
+    def __init__(
+        self,
+        card: AgentCard,
+        workers: Mapping[str, Worker],
+        limits: Limits | None = None,
+        notifier: PushNotifier | None = None,
+    ) -> None:
+        missing = [skill.id for skill in card.skills if skill.id not in workers]
+        if missing:
+            raise ValueError(f"no worker for skills: {', '.join(missing)}")
+        self.card = card
+        self.profile: CoalesceProfile | None = card.coalesce
+        self.workers = dict(workers)
+        self.limits = limits or Limits()
+        self.notifier = notifier
+        self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
+        self._semaphore = asyncio.Semaphore(self.limits.max_concurrent)
+        self.running = 0
+        self.waiting = 0
+
+    # ------------------------------------------------------------ queries
+
+    def get(self, task_id: str) -> TaskRecord:
+        record = self._tasks.get(task_id)
+        if record is None:
+            raise A2AError(ErrorCode.TASK_NOT_FOUND, f"task {task_id!r} not found")
+        return record
+
+    def snapshot(self, record: TaskRecord, history_length: int | None = None) -> Task:
+        history = record.task.history
+        if history_length is not None:
+            history = history[-history_length:] if history_length else []
+        return record.task.model_copy(update={"history": list(history), "artifacts": list(record.task.artifacts)})
+
+    def list(
+        self,
+        context_id: str | None = None,
+        state: TaskState | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[TaskRecord], int]:
+        """Newest first, filtered; returns one page and the total count."""
+        matching = [
+            r
+            for r in reversed(self._tasks.values())
+            if (context_id is None or r.task.context_id == context_id) and (state is None or r.state == state)
+        ]
+        return matching[offset : offset + limit], len(matching)
+
+    def load(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "queued": self.waiting,
+            "maxConcurrent": self.limits.max_concurrent,
+            "maxQueued": self.limits.max_queued,
+            "tasksKept": len(self._tasks),
+        }
+
+    def quote(self, complexity: float = 1.0) -> float:
+        """The price of one more task now, by eq. (7) of the cost model."""
+        price = self.price
+        total = self.limits.max_concurrent
+        demand = self.running + self.waiting + 1
+        available = max(0, total - self.running)
+        return round(dynamic_price(price.base_usd, price.surge_alpha, demand, available, total, complexity), 6)
+
+    @property
+    def price(self) -> Price:
+        return self.profile.price if self.profile else Price(base_usd=0.0)
+
+    # ------------------------------------------------------------ commands
+
+    def submit(
+        self, request: SendRequest, dialect: Dialect, subscribe: bool = False
+    ) -> tuple[TaskRecord, Subscription | None]:
+        """Create a task or continue one waiting for input; schedule its work. Raises A2AError on refusal."""
+        existing = self._tasks.get(request.task_id) if request.task_id else None
+        if existing is None and request.task_id and not request.client_chooses_id:
+            raise A2AError(ErrorCode.TASK_NOT_FOUND, f"task {request.task_id!r} not found")
+        if existing is not None:
+            self._check_follow_up(existing, request)
+        skill = existing.skill if existing else self._skill_for(request)
+        self._check_content_types(skill, request)
+        self._admit()
+        if existing is None:
+            record = self._create(request, skill, dialect)
+        else:
+            record = existing
+            record.cancel_flag = threading.Event()
+            record.task.history.append(self._stamped(request.message, record.task))
+        if request.push_config is not None:
+            self.set_push_config(record, request.push_config)
+        subscription = self._subscribe(record) if subscribe else None
+        if existing is None:
+            self._emit(record, self.status_event(record))
+        self.waiting += 1
+        record.runner = asyncio.create_task(self._run(record), name=f"task-{record.task.id}")
+        return record, subscription
+
+    async def wait_settled(self, record: TaskRecord, subscription: Subscription) -> None:
+        """Wait (bounded) until the task ends or asks for input: a blocking send."""
+
+        async def drain() -> None:
+            async for _ in subscription.events():
+                pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout=self.limits.blocking_wait_s)
+        except TimeoutError:
+            pass
+        finally:
+            record.subscribers.discard(subscription)
+
+    def resubscribe(self, task_id: str) -> tuple[TaskRecord, Subscription | None]:
+        """Reattach to a task's stream; a task that is done (or waits for input) gets no live subscription."""
+        record = self.get(task_id)
+        if record.state.terminal or record.state.interrupted:
+            return record, None
+        return record, self._subscribe(record)
+
+    def unsubscribe(self, record: TaskRecord, subscription: Subscription | None) -> None:
+        if subscription is not None:
+            record.subscribers.discard(subscription)
+
+    async def cancel(self, task_id: str) -> TaskRecord:
+        record = self.get(task_id)
+        if record.state.terminal:
+            raise A2AError(
+                ErrorCode.TASK_NOT_CANCELABLE,
+                f"task {task_id!r} is {record.state.value} and cannot be canceled",
+            )
+        record.cancel_flag.set()
+        runner = record.runner
+        self._transition(record, TaskState.CANCELED, agent_message("canceled by the client"))
+        if runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        return record
+
+    def set_push_config(self, record: TaskRecord, config: PushNotificationConfig) -> PushNotificationConfig:
+        if self.notifier is None:
+            raise A2AError(ErrorCode.PUSH_NOT_SUPPORTED, "push notifications are not supported")
+        if config.id not in record.push_configs and len(record.push_configs) >= self.limits.max_push_configs_per_task:
+            raise A2AError(
+                ErrorCode.INVALID_PARAMS,
+                f"at most {self.limits.max_push_configs_per_task} push configs per task",
+            )
+        record.push_configs[config.id] = config
+        return config
+
+    def push_config(self, record: TaskRecord, config_id: str | None) -> PushNotificationConfig:
+        if self.notifier is None:
+            raise A2AError(ErrorCode.PUSH_NOT_SUPPORTED, "push notifications are not supported")
+        if config_id is None and record.push_configs:
+            return next(reversed(record.push_configs.values()))
+        if config_id is not None and config_id in record.push_configs:
+            return record.push_configs[config_id]
+        raise A2AError(ErrorCode.TASK_NOT_FOUND, f"no push notification config for task {record.task.id!r}")
+
+    def delete_push_config(self, record: TaskRecord, config_id: str) -> None:
+        self.push_config(record, config_id)
+        del record.push_configs[config_id]
+
+    async def close(self) -> None:
+        runners = [r.runner for r in self._tasks.values() if r.runner is not None and not r.runner.done()]
+        for record in self._tasks.values():
+            record.cancel_flag.set()
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+        for worker in {id(w): w for w in self.workers.values()}.values():
+            close = getattr(worker, "close", None)
+            if close is not None:
+                await close()
+
+    # ------------------------------------------------------------ internals
+
+    def _skill_for(self, request: SendRequest) -> AgentSkill:
+        skill_id = None
+        for metadata in (request.metadata, request.message.metadata):
+            if metadata and isinstance(metadata.get("skill"), str):
+                skill_id = metadata["skill"]
+        if skill_id is None:
+            return self.card.skills[0]
+        skill = self.card.skill(skill_id)
+        if skill is None:
+            known = ", ".join(s.id for s in self.card.skills)
+            raise A2AError(ErrorCode.INVALID_PARAMS, f"unknown skill {skill_id!r}; this agent offers: {known}")
+        return skill
+
+    def _check_content_types(self, skill: AgentSkill, request: SendRequest) -> None:
+        inputs = skill.input_modes or self.card.default_input_modes
+        for part in request.message.parts:
+            if not any(_mode_matches(part.mime_type, accepted) for accepted in inputs):
+                raise A2AError(
+                    ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+                    f"skill {skill.id!r} does not accept {part.mime_type}; it accepts {', '.join(inputs)}",
+                )
+        outputs = skill.output_modes or self.card.default_output_modes
+        accepted = request.accepted_output_modes
+        if accepted and not any(_mode_matches(out, a) for out in outputs for a in accepted):
+            raise A2AError(
+                ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
+                f"skill {skill.id!r} produces {', '.join(outputs)}, none of which the client accepts",
+            )
+
+    def _check_follow_up(self, record: TaskRecord, request: SendRequest) -> None:
+        if request.context_id and request.context_id != record.task.context_id:
+            raise A2AError(
+                ErrorCode.INVALID_PARAMS,
+                f"task {record.task.id!r} belongs to context {record.task.context_id!r}, not {request.context_id!r}",
+            )
+        if not record.state.interrupted:
+            raise A2AError(
+                ErrorCode.UNSUPPORTED_OPERATION,
+                f"task {record.task.id!r} is {record.state.value}; only a task waiting for input takes a new message",
+            )
+
+    def _admit(self) -> None:
+        limits = self.limits
+        if self.running + self.waiting >= limits.max_concurrent + limits.max_queued:
+            raise A2AError(
+                ErrorCode.OVER_CAPACITY,
+                f"over capacity: {self.running} running and {self.waiting} queued",
+                data={"retryAfterSeconds": 1.0, "load": self.load()},
+            )
+        while len(self._tasks) >= limits.max_tasks_kept:
+            oldest = next((tid for tid, r in self._tasks.items() if r.state.terminal), None)
+            if oldest is None:
+                raise A2AError(ErrorCode.OVER_CAPACITY, "over capacity: too many unfinished tasks")
+            del self._tasks[oldest]
+
+    def _create(self, request: SendRequest, skill: AgentSkill, dialect: Dialect) -> TaskRecord:
+        task_id = request.task_id or new_id()
+        complexity = 1.0
+        meta = (request.metadata or {}).get("coalesce")
+        if isinstance(meta, dict) and isinstance(meta.get("complexity"), int | float) and meta["complexity"] > 0:
+            complexity = min(float(meta["complexity"]), 100.0)
+        task = Task(
+            id=task_id,
+            context_id=request.context_id or new_id(),
+            status=TaskStatus(state=TaskState.SUBMITTED),
+            metadata={
+                "skill": skill.id,
+                "coalesce": {"quoteUsd": self.quote(complexity), "complexity": complexity},
+            },
+        )
+        task.history.append(self._stamped(request.message, task))
+        record = TaskRecord(task=task, skill=skill, dialect=dialect)
+        self._tasks[task_id] = record
+        return record
+
+    @staticmethod
+    def _stamped(message: Message, task: Task) -> Message:
+        return message.model_copy(update={"task_id": task.id, "context_id": task.context_id})
+
+    def _subscribe(self, record: TaskRecord) -> Subscription:
+        subscription = Subscription(self.limits.subscriber_buffer)
+        record.subscribers.add(subscription)
+        return subscription
+
+    def status_event(self, record: TaskRecord) -> TaskStatusUpdateEvent:
+        state = record.state
+        return TaskStatusUpdateEvent(
+            task_id=record.task.id,
+            context_id=record.task.context_id,
+            status=record.task.status,
+            final=state.terminal or state.interrupted,
+            metadata={"coalesce": record.task.metadata.get("coalesce")} if state.terminal else None,
+        )
+
+    def _emit(self, record: TaskRecord, event: StreamEvent) -> None:
+        for subscription in list(record.subscribers):
+            subscription.offer(event)
+            if subscription.overflowed:
+                record.subscribers.discard(subscription)
+        if self.notifier is not None and record.push_configs and isinstance(event, TaskStatusUpdateEvent):
+            for config in record.push_configs.values():
+                self.notifier.notify(config, self.snapshot(record), record.dialect)
+
+    def _transition(self, record: TaskRecord, state: TaskState, message: Message | None = None) -> bool:
+        if not can_transition(record.state, state):
+            log.debug("task %s: refused move %s -> %s", record.task.id, record.state, state)
+            return False
+        if message is not None:
+            message = self._stamped(message, record.task)
+            record.task.history.append(message)
+        record.task.status = TaskStatus(state=state, message=message)
+        self._emit(record, self.status_event(record))
+        return True
+
+    def _add_artifact(self, record: TaskRecord, artifact: Artifact) -> None:
+        artifact = artifact.model_copy(update={"index": len(record.task.artifacts), "last_chunk": True})
+        record.task.artifacts.append(artifact)
+        self._emit(
+            record,
+            TaskArtifactUpdateEvent(
+                task_id=record.task.id, context_id=record.task.context_id, artifact=artifact, last_chunk=True
+            ),
+        )
+
+    async def _run(self, record: TaskRecord) -> None:
+        started = False
+        try:
+            async with self._semaphore:
+                started = True
+                self.waiting -= 1
+                self.running += 1
+                try:
+                    await self._work(record)
+                finally:
+                    self.running -= 1
+        finally:
+            if not started:
+                self.waiting -= 1
+
+    async def _work(self, record: TaskRecord) -> None:
+        if record.cancel_flag.is_set() or not self._transition(record, TaskState.WORKING):
+            return
+        request = WorkRequest(
+            task_id=record.task.id,
+            skill=record.skill,
+            messages=list(record.task.history),
+            cancelled=record.cancel_flag,
+        )
+        worker = self.workers[record.skill.id]
+        try:
+            outcome = await asyncio.wait_for(worker.run(request), timeout=self.limits.worker_timeout_s)
+        except TimeoutError:
+            record.cancel_flag.set()
+            self._fail(record, f"the worker timed out after {self.limits.worker_timeout_s:g} s")
+            return
+        except Cancelled:
+            return
+        except WorkerError as error:
+            self._fail(record, str(error))
+            return
+        except Exception:
+            log.exception("task %s: worker %s crashed", record.task.id, worker.name)
+            self._fail(record, f"internal error in worker {worker.name!r}")
+            return
+        if isinstance(outcome, NeedsInput):
+            self._transition(
+                record, TaskState.INPUT_REQUIRED, agent_message(outcome.prompt, {"missing": outcome.missing})
+            )
+            return
+        self._complete(record, outcome)
+
+    def _fail(self, record: TaskRecord, reason: str) -> None:
+        record.task.metadata["coalesce"]["costUsd"] = 0.0
+        self._transition(record, TaskState.FAILED, agent_message(reason))
+
+    def _complete(self, record: TaskRecord, result: WorkResult) -> None:
+        if record.cancel_flag.is_set():
+            return
+        usage = result.usage
+        quote = record.task.metadata["coalesce"]["quoteUsd"]
+        cost = quote + usage_charge(self.price, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
+        record.task.metadata["coalesce"].update({"costUsd": round(cost, 6), "usage": usage.wire()})
+        for artifact in result.artifacts:
+            metadata = {
+                **(artifact.metadata or {}),
+                "coalesce": {"costUsd": round(cost, 6), "usage": usage.wire()},
+            }
+            self._add_artifact(record, artifact.model_copy(update={"metadata": metadata}))
+        self._transition(record, TaskState.COMPLETED, agent_message(result.summary or "done"))

@@ -1,0 +1,260 @@
+"""Workers: the things that do a contractor's work, behind one small interface.
+
+A worker takes a `WorkRequest` (the skill and the task's conversation so far) and returns a `WorkResult`
+(artifacts plus measured usage) or `NeedsInput` (the task goes to input-required and the conversation
+continues with the client's next message on the same task id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.protocol import AgentSkill, Artifact, Message, Part
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    compute_seconds: float = 0.0
+    estimated: bool = False
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "computeSeconds": round(self.compute_seconds, 6),
+            "estimated": self.estimated,
+        }
+
+
+@dataclass
+class WorkRequest:
+    task_id: str
+    skill: AgentSkill
+    messages: list[Message]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def text(self) -> str:
+        """The user's text, all turns joined."""
+        return "\n".join(m.text() for m in self.messages if m.role == "user" and m.text())
+
+    def data(self) -> dict[str, Any]:
+        """The user's data parts, all turns merged (later turns win)."""
+        merged: dict[str, Any] = {}
+        for message in self.messages:
+            if message.role == "user":
+                merged.update(message.data())
+        return merged
+
+
+@dataclass
+class WorkResult:
+    artifacts: list[Artifact]
+    usage: Usage = field(default_factory=Usage)
+    summary: str | None = None
+
+
+@dataclass
+class NeedsInput:
+    """The worker cannot go on without more from the client; `prompt` says what."""
+
+    prompt: str
+    missing: list[str] = field(default_factory=list)
+
+
+class WorkerError(Exception):
+    """The work failed for a reason worth telling the client (bad input, upstream error)."""
+
+
+class Worker(Protocol):
+    name: str
+
+    async def run(self, request: WorkRequest) -> WorkResult | NeedsInput: ...
+
+
+class EchoWorker:
+    """Diagnostics and benchmarks: returns the client's last message as an artifact."""
+
+    name = "echo"
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        last = next(m for m in reversed(request.messages) if m.role == "user")
+        return WorkResult(artifacts=[Artifact(name="echo", parts=list(last.parts))], summary="echoed")
+
+
+def text_artifact(name: str, text: str) -> Artifact:
+    return Artifact(name=name, parts=[Part.of_text(text)])
+
+
+def data_artifact(name: str, data: dict[str, Any]) -> Artifact:
+    return Artifact(name=name, parts=[Part.of_data(data)])
+
+
+class MissingInput(Exception):
+    """Raised by a compute function whose input lacks fields; the task asks the client for them."""
+
+    def __init__(self, missing: dict[str, str]) -> None:
+        super().__init__(", ".join(missing))
+        self.missing = missing  # field -> what it is
+
+
+ComputeFunction = Callable[[dict[str, Any], threading.Event], dict[str, Any]]
+
+
+class ComputeWorker:
+    """Runs a numeric function of the task's data in a thread; the function stops when the task is cancelled."""
+
+    def __init__(self, name: str, function: ComputeFunction) -> None:
+        self.name = name
+        self._function = function
+
+    async def run(self, request: WorkRequest) -> WorkResult | NeedsInput:
+        started = time.perf_counter()
+        try:
+            result = await asyncio.to_thread(self._function, request.data(), request.cancelled)
+        except MissingInput as missing:
+            wanted = "; ".join(f"'{key}' ({what})" for key, what in missing.missing.items())
+            return NeedsInput(prompt=f"Send a data part with {wanted}.", missing=list(missing.missing))
+        except (ValueError, TypeError, KeyError) as error:
+            raise WorkerError(f"{self.name}: {error}") from error
+        usage = Usage(compute_seconds=time.perf_counter() - started)
+        return WorkResult(artifacts=[data_artifact(self.name, result)], usage=usage, summary=f"{self.name} done")
+
+
+def _chat_turns(request: WorkRequest) -> list[tuple[str, str]]:
+    """The conversation as (role, text) turns, data parts rendered as JSON text."""
+    turns = []
+    for message in request.messages:
+        pieces = [p.text or "" for p in message.parts if p.kind == "text"]
+        pieces += [json.dumps(p.data) for p in message.parts if p.kind == "data"]
+        text = "\n".join(piece for piece in pieces if piece)
+        if text:
+            turns.append(("user" if message.role == "user" else "assistant", text))
+    if not turns or turns[-1][0] != "user":
+        raise WorkerError("the task has no text to work on")
+    return turns
+
+
+def _system_prompt(skill: AgentSkill) -> str:
+    return f"You are a contractor agent providing the skill '{skill.name}': {skill.description} Answer concisely."
+
+
+@dataclass
+class LLMSettings:
+    """How to reach a language model: an OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Ollama) or Anthropic."""
+
+    model: str
+    base_url: str | None = None
+    api_key: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.2
+    timeout_s: float = 120.0
+
+
+class OpenAIChatWorker:
+    """Chat completions through the `openai` SDK; streams, so that a cancelled task stops the generation."""
+
+    name = "llm"
+
+    def __init__(self, settings: LLMSettings) -> None:
+        from openai import AsyncOpenAI
+
+        self.settings = settings
+        self._client = AsyncOpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key or "not-needed",
+            timeout=settings.timeout_s,
+            max_retries=1,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        from openai import OpenAIError
+
+        messages: list[dict[str, str]] = [{"role": "system", "content": _system_prompt(request.skill)}]
+        messages += [{"role": role, "content": text} for role, text in _chat_turns(request)]
+        started = time.perf_counter()
+        pieces: list[str] = []
+        usage = Usage()
+        try:
+            stream = await self._client.chat.completions.create(
+                model=self.settings.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=self.settings.max_tokens,
+                temperature=self.settings.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage.input_tokens = chunk.usage.prompt_tokens
+                        usage.output_tokens = chunk.usage.completion_tokens
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            pieces.append(choice.delta.content)
+                            if chunk.usage is None:
+                                usage.output_tokens += 1  # one streamed chunk is one token
+        except OpenAIError as error:
+            raise WorkerError(f"LLM call failed: {error}") from error
+        usage.compute_seconds = time.perf_counter() - started
+        if usage.input_tokens == 0:
+            # the server sent no usage with the stream (llama.cpp): estimate the prompt, ~4 characters a token
+            usage.input_tokens = sum(len(m["content"]) for m in messages) // 4 + 1
+            usage.estimated = True
+        text = "".join(pieces).strip()
+        if not text:
+            raise WorkerError("the LLM returned an empty answer")
+        return WorkResult(artifacts=[text_artifact("answer", text)], usage=usage, summary="answered")
+
+
+class AnthropicWorker:
+    """Messages through the `anthropic` SDK."""
+
+    name = "anthropic"
+
+    def __init__(self, settings: LLMSettings) -> None:
+        from anthropic import AsyncAnthropic
+
+        self.settings = settings
+        self._client = AsyncAnthropic(
+            base_url=settings.base_url,
+            api_key=settings.api_key or "not-needed",
+            timeout=settings.timeout_s,
+            max_retries=1,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        from anthropic import AnthropicError
+
+        started = time.perf_counter()
+        try:
+            response = await self._client.messages.create(
+                model=self.settings.model,
+                max_tokens=self.settings.max_tokens,
+                system=_system_prompt(request.skill),
+                messages=[{"role": role, "content": text} for role, text in _chat_turns(request)],  # type: ignore[misc]
+            )
+        except AnthropicError as error:
+            raise WorkerError(f"Anthropic call failed: {error}") from error
+        text = "".join(block.text for block in response.content if block.type == "text").strip()
+        if not text:
+            raise WorkerError("the model returned an empty answer")
+        usage = Usage(
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            compute_seconds=time.perf_counter() - started,
+        )
+        return WorkResult(artifacts=[text_artifact("answer", text)], usage=usage, summary="answered")
