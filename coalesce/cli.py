@@ -19,6 +19,7 @@ from contractor_agent.config import (
     openai_settings_from_env,
     worker_kinds,
 )
+from contractor_agent.task_manager import Limits
 from contractor_agent.workers import LLMSettings
 from shared.local_llm import LocalLLMServer
 from shared.serving import bind_socket, public_url, uvicorn_server
@@ -41,7 +42,17 @@ def contractor_serve(args: argparse.Namespace) -> int:
         workers = build_workers(kinds, openai_settings, anthropic_settings)
         sock = bind_socket(args.host, args.port)
         url = args.public_url or public_url(sock)
-        server = uvicorn_server(create_app(card, workers, base_url=url), log_level=args.log_level)
+        limits = None
+        if args.max_concurrent or args.max_queued is not None:
+            profile = card.coalesce
+            limits = Limits(
+                max_concurrent=args.max_concurrent or (profile.max_concurrent_tasks if profile else 4),
+                max_queued=args.max_queued
+                if args.max_queued is not None
+                else (profile.max_queued_tasks if profile else 16),
+            )
+        app = create_app(card, workers, base_url=url, limits=limits)
+        server = uvicorn_server(app, log_level=args.log_level)
         llm_skills = [s for s, k in kinds.items() if k in LLM_KINDS]
         print(
             f"contractor {card.name!r} serving {len(kinds)} skills ({len(llm_skills)} on an LLM) at {url}",
@@ -78,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--worker", choices=["echo"], help="serve every skill with this worker")
     serve.add_argument("--public-url", help="the URL clients use, when it differs from the bound address")
+    serve.add_argument("--max-concurrent", type=int, help="tasks worked on at once (default: the card's)")
+    serve.add_argument("--max-queued", type=int, help="tasks waiting for a slot (default: the card's)")
     serve.set_defaults(run=contractor_serve)
 
     llm = commands.add_parser("llm", help="the embedded local model").add_subparsers(dest="action", required=True)

@@ -1,0 +1,188 @@
+"""Contractor throughput and SSE time to first event, ours beside the official a2a-sdk server, in one run.
+
+Both servers do the same trivial work (echo the message back as an artifact), each in its own process under
+uvicorn on 127.0.0.1; the load comes from wrk (Debian package `wrk`) with the same connections and duration.
+
+    python bench/contractor_throughput.py [--connections 16] [--seconds 10] [--streams 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.local_llm import free_port  # noqa: E402
+
+WRK_SCRIPT = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["A2A-Version"] = "1.0"
+local counter = 0
+local method = os.getenv("BENCH_METHOD")
+request = function()
+  counter = counter + 1
+  local id = string.format("%d-%d-%d", os.time(), math.random(1, 1e9), counter)
+  local body
+  if method == "tasks/send" then
+    body = '{"jsonrpc":"2.0","id":1,"method":"tasks/send","params":{"id":"' .. id ..
+      '","message":{"role":"user","parts":[{"type":"text","text":"hello"}]}}}'
+  else
+    body = '{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"' .. id ..
+      '","role":"ROLE_USER","parts":[{"text":"hello"}]}}}'
+  end
+  return wrk.format(nil, nil, nil, body)
+end
+local errors = 0
+response = function(status, headers, body)
+  if status ~= 200 or not string.find(body, "COMPLETED") and not string.find(body, '"completed"') then
+    errors = errors + 1
+  end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH_ERRORS %d\n", errors))
+end
+"""
+
+
+def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/.well-known/agent-card.json", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{command} did not start")
+
+
+def run_wrk(url: str, method: str, connections: int, seconds: int, script: Path) -> tuple[float, float, int]:
+    """requests/s, p50 latency ms, error count (non-200 or a task that did not complete)."""
+    result = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        env={"BENCH_METHOD": method, "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
+    p50_value, p50_unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", result.stdout).groups()
+    p50 = float(p50_value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50_unit]
+    errors = int(re.search(r"BENCH_ERRORS (\d+)", result.stdout).group(1))
+    errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)) else 0
+    return rps, p50, errors
+
+
+def time_to_first_event(url: str, count: int) -> list[float]:
+    """Seconds from sending SendStreamingMessage to the first SSE data line, `count` times in a row."""
+    times = []
+    with httpx.Client(timeout=30, headers={"A2A-Version": "1.0"}) as client:
+        for _ in range(count):
+            body = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "SendStreamingMessage",
+                "params": {
+                    "message": {"messageId": uuid.uuid4().hex, "role": "ROLE_USER", "parts": [{"text": "hello"}]}
+                },
+            }
+            started = time.perf_counter()
+            with client.stream("POST", url, json=body) as response:
+                first = None
+                for line in response.iter_lines():  # read to the end: the server must close the stream
+                    if first is None and line.startswith("data:"):
+                        first = time.perf_counter() - started
+                        json.loads(line[5:])
+                times.append(first)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--streams", type=int, default=200)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("this benchmark needs wrk: apt-get install wrk", file=sys.stderr)
+        return 2
+    ours_port, sdk_port = free_port(), free_port()
+    capacity = str(args.connections * 4)
+    ours = start(
+        [
+            sys.executable,
+            "-m",
+            "coalesce.cli",
+            "contractor",
+            "serve",
+            "--card",
+            "agent_cards/edge_computing.json",
+            "--worker",
+            "echo",
+            "--port",
+            str(ours_port),
+            "--max-concurrent",
+            capacity,
+            "--max-queued",
+            capacity,
+        ],
+        ours_port,
+    )
+    sdk = start([sys.executable, "bench/a2a_sdk_echo_server.py", str(sdk_port)], sdk_port)
+    rows = []
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(WRK_SCRIPT)
+            script.flush()
+            lua = Path(script.name)
+            for name, port, method in (
+                ("a2a-sdk 1.3", sdk_port, "SendMessage"),
+                ("COALESCE", ours_port, "SendMessage"),
+                ("COALESCE", ours_port, "tasks/send"),
+            ):
+                url = f"http://127.0.0.1:{port}/"
+                run_wrk(url, method, args.connections, 2, lua)  # warm-up
+                rps, p50, errors = run_wrk(url, method, args.connections, args.seconds, lua)
+                ttfe = time_to_first_event(url, args.streams) if method == "SendMessage" else []
+                rows.append((name, method, rps, p50, errors, ttfe))
+    finally:
+        for process in (ours, sdk):
+            process.terminate()
+            process.wait(timeout=15)
+    base_rps = rows[0][2]
+    base_ttfe = statistics.median(rows[0][5])
+    print(
+        f"\ncontractor benchmark: echo work, wrk -t1 -c{args.connections} -d{args.seconds}s, "
+        f"{args.streams} sequential streams, 127.0.0.1\n"
+    )
+    print(
+        f"| server | method | requests/s | x a2a-sdk | p50 ms | errors | SSE first event p50 ms | p95 ms | x a2a-sdk |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, method, rps, p50, errors, ttfe in rows:
+        if ttfe:
+            t50, t95 = statistics.median(ttfe) * 1000, statistics.quantiles(ttfe, n=20)[18] * 1000
+            stream = f"{t50:.2f} | {t95:.2f} | {t50 / 1000 / base_ttfe:.2f}"
+        else:
+            stream = "- | - | -"
+        print(f"| {name} | {method} | {rps:.0f} | {rps / base_rps:.2f} | {p50:.2f} | {errors} | {stream} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
