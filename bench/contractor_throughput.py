@@ -171,7 +171,7 @@ def main() -> int:
         f"{args.streams} sequential streams, 127.0.0.1\n"
     )
     print(
-        f"| server | method | requests/s | x a2a-sdk | p50 ms | errors | SSE first event p50 ms | p95 ms | x a2a-sdk |"
+        "| server | method | requests/s | x a2a-sdk | p50 ms | errors | SSE first event p50 ms | p95 ms | x a2a-sdk |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, method, rps, p50, errors, ttfe in rows:
