@@ -22,10 +22,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from shared.local_llm import free_port
 
-from shared.local_llm import free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 WRK_SCRIPT = r"""
 wrk.method = "POST"

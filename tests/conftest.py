@@ -20,6 +20,7 @@ from shared.protocol import AgentCard
 from shared.serving import ServerThread, bind_socket
 
 CARDS = Path(__file__).resolve().parent.parent / "agent_cards"
+CARD_NAMES = sorted(p.stem for p in CARDS.glob("*.json"))
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +157,11 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real sentence-embedding model (all-MiniLM-L6-v2 from its PyPI package), once per session."""
+    from shared.skills import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()

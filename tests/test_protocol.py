@@ -26,9 +26,7 @@ from shared.protocol import (
     TaskStatusUpdateEvent,
     can_transition,
 )
-from tests.conftest import CARDS, card_named
-
-CARD_NAMES = sorted(p.stem for p in CARDS.glob("*.json"))
+from tests.conftest import CARD_NAMES, CARDS, card_named
 
 
 def test_the_market_has_the_papers_six_contractor_types():

