@@ -62,6 +62,24 @@ def contractor_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def client_serve(args: argparse.Namespace) -> int:
+    from client_agent.app import create_app as create_client_app
+    from client_agent.build import build_service
+    from client_agent.service import ClientConfig
+
+    with ExitStack() as stack:
+        llm = openai_settings_from_env() or _embedded_llm(stack)
+        service = build_service(args.db, llm, ClientConfig(strategy=args.strategy))
+        sock = bind_socket(args.host, args.port)
+        url = public_url(sock)
+        server = uvicorn_server(create_client_app(service), log_level=args.log_level)
+        print(
+            f"client agent at {url} (API docs at {url}docs), strategy {args.strategy}, database {args.db}", flush=True
+        )
+        server.run(sockets=[sock])
+    return 0
+
+
 def llm_serve(args: argparse.Namespace) -> int:
     with LocalLLMServer(port=args.port) as server:
         print(f"local model {server.model!r} at {server.base_url} (Ctrl-C stops it)", flush=True)
@@ -92,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-concurrent", type=int, help="tasks worked on at once (default: the card's)")
     serve.add_argument("--max-queued", type=int, help="tasks waiting for a slot (default: the card's)")
     serve.set_defaults(run=contractor_serve)
+
+    client = commands.add_parser("client", help="the client agent").add_subparsers(dest="action", required=True)
+    client_server = client.add_parser("serve", help="serve the client agent's HTTP API")
+    client_server.add_argument("--host", default="127.0.0.1")
+    client_server.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    client_server.add_argument("--db", default="sqlite:///coalesce-client.db", help="an SQLAlchemy database URL")
+    client_server.add_argument(
+        "--strategy",
+        default="thompson",
+        choices=["paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "local-only"],
+    )
+    client_server.set_defaults(run=client_serve)
 
     llm = commands.add_parser("llm", help="the embedded local model").add_subparsers(dest="action", required=True)
     llm_server = llm.add_parser("serve", help="serve the embedded model over an OpenAI-compatible API")

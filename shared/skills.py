@@ -167,6 +167,10 @@ class SkillIndex:
     def __len__(self) -> int:
         return len(self._profiles)
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(contractor id, skill id) of each indexed row, in row order."""
+        return [(p.contractor_id, p.skill_id) for p in self._profiles]
+
     def add(self, profiles: Sequence[SkillProfile]) -> None:
         """Add (or replace) contractors' skills; their texts are embedded now, once."""
         replaced = {p.contractor_id for p in profiles}
@@ -199,6 +203,8 @@ class SkillIndex:
         else:
             embedding = np.zeros(rows)
         performance = np.full(rows, 0.5) if performance is None else np.asarray(performance, dtype=np.float64)
+        if performance.shape != (rows,):
+            raise ValueError(f"performance needs one value per indexed skill ({rows})")
         w = self.weights
         # (12) Compatibility = α S_ontological + β S_embedding + γ S_performance
         compatibility = w.ontological * ontological + w.embedding * embedding + w.performance * performance

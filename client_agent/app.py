@@ -1,0 +1,177 @@
+"""The client agent's HTTP shell: tasks, their events (SSE), contractors, the market and the ledger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from client_agent.models import ContractorRegistration, ErrorBody, InputAnswer, TaskAccepted, TaskSubmission
+from client_agent.registry import CardError
+from client_agent.service import ClientService, ServiceError
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (404, 409, 422, 429, 502)}
+
+
+def task_view(stored: dict[str, Any]) -> dict[str, Any]:
+    subtasks = []
+    for sub in stored["subtasks"]:
+        state = sub["state"] or {}
+        subtasks.append(
+            {
+                "id": sub["id"],
+                "status": sub["status"],
+                "skill": sub["spec"].get("skill"),
+                "description": sub["spec"]["description"],
+                "decision": state.get("decision"),
+                "cost": state.get("cost", {"estimated_usd": None, "actual_usd": 0.0}),
+                "where": state.get("where"),
+                "attempts": state.get("attempts", []),
+                "verification": state.get("verification"),
+                "artifacts": state.get("artifacts", []),
+                "inputRequired": state.get("inputRequired"),
+                "a2aTaskId": state.get("a2aTaskId"),
+            }
+        )
+    return {
+        "id": stored["id"],
+        "status": stored["status"],
+        "description": stored["request"]["description"],
+        "createdAt": stored["created_at"],
+        "updatedAt": stored["updated_at"],
+        "subtasks": subtasks,
+        "cost": {
+            "estimated_usd": round(sum((s["cost"]["estimated_usd"] or 0.0) for s in subtasks), 6),
+            "actual_usd": round(sum(s["cost"]["actual_usd"] for s in subtasks), 6),
+        },
+    }
+
+
+def create_app(service: ClientService) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        yield
+        await service.close()
+
+    app = FastAPI(
+        title="COALESCE client agent",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Submit tasks; COALESCE decides per subtask whether to hire a contractor over A2A.",
+    )
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()[:20]]
+        return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "contractors": len(service.registry.active())}
+
+    @app.post("/v1/tasks", status_code=202, response_model=TaskAccepted, responses=ERRORS)
+    async def submit(submission: TaskSubmission) -> TaskAccepted:
+        task_id, status, _ = service.submit(submission)
+        return TaskAccepted(id=task_id, status=status)  # type: ignore[arg-type]
+
+    @app.get("/v1/tasks", responses=ERRORS)
+    async def list_tasks(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        return {
+            "tasks": [
+                {
+                    "id": t["id"],
+                    "status": t["status"],
+                    "description": t["request"]["description"][:200],
+                    "createdAt": t["created_at"],
+                }
+                for t in service.store.tasks(limit, offset)
+            ]
+        }
+
+    @app.get("/v1/tasks/{task_id}", responses=ERRORS)
+    async def get_task(task_id: str) -> dict[str, Any]:
+        return task_view(service.task(task_id))
+
+    @app.get("/v1/tasks/{task_id}/events", responses=ERRORS)
+    async def task_events(task_id: str, request: Request, after: int = Query(0, ge=0)) -> EventSourceResponse:
+        service.task(task_id)
+        last = request.headers.get("last-event-id")
+        start = int(last) if last and last.isdigit() else after
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            async for event in service.events.stream(task_id, start, lambda: service.is_done(task_id)):
+                yield {"id": str(event["seq"]), "event": event["kind"], "data": json.dumps(event)}
+
+        return EventSourceResponse(stream(), ping=15, send_timeout=30)
+
+    @app.post("/v1/tasks/{task_id}/cancel", responses=ERRORS)
+    async def cancel(task_id: str) -> dict[str, Any]:
+        return {"id": task_id, "status": await service.cancel(task_id)}
+
+    @app.post("/v1/tasks/{task_id}/input", status_code=202, responses=ERRORS)
+    async def answer(task_id: str, body: InputAnswer) -> dict[str, Any]:
+        if body.text is None and body.data is None:
+            raise ServiceError(422, "an answer needs text or data")
+        return {"id": task_id, "subtask": service.answer(task_id, body)}
+
+    @app.post("/v1/contractors", status_code=201, responses=ERRORS)
+    async def register(body: ContractorRegistration) -> JSONResponse:
+        try:
+            contractor, created = await service.register(body.card_url)
+        except CardError as error:
+            raise ServiceError(422, f"cannot register {body.card_url}: {error}") from None
+        view = {
+            "id": contractor.id,
+            "name": contractor.card.name,
+            "url": contractor.card.url,
+            "card_url": contractor.card_url,
+            "skills": [s.id for s in contractor.card.skills],
+        }
+        return JSONResponse(view, status_code=201 if created else 200)
+
+    @app.get("/v1/contractors")
+    async def contractors() -> dict[str, Any]:
+        return {
+            "contractors": [
+                {
+                    "id": c["id"],
+                    "name": c["name"],
+                    "card_url": c["card_url"],
+                    "status": c["status"],
+                    "skills": [s["id"] for s in c["card"]["skills"]],
+                    "url": c["card"]["url"],
+                }
+                for c in service.registry.all()
+            ]
+        }
+
+    @app.delete("/v1/contractors/{contractor_id}", status_code=204, responses=ERRORS)
+    async def remove(contractor_id: str) -> None:
+        if not service.registry.remove(contractor_id):
+            raise ServiceError(404, f"contractor {contractor_id!r} not found")
+
+    @app.get("/v1/market")
+    async def market() -> dict[str, Any]:
+        return {"strategy": service.config.strategy, "contractors": await service.market()}
+
+    @app.get("/v1/ledger")
+    async def ledger(limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        return service.ledger.view(limit, offset)
+
+    return app

@@ -1,0 +1,41 @@
+"""Assembling a client service from settings: its own workers, the planner and judge LLM, the embedder."""
+
+from __future__ import annotations
+
+from client_agent.service import ClientConfig, ClientService
+from client_agent.storage import Store
+from contractor_agent.config import build_workers
+from contractor_agent.workers import LLMSettings, OpenAIChatWorker, Worker
+from shared.skills import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+
+# What the client can do itself, and with which worker (the same workers contractors use). `llm` serves
+# subtasks that name no skill.
+OWN_SKILLS = {
+    "financial-document-analysis": "llm",
+    "sentiment-analysis": "llm",
+    "llm": "llm",
+    "risk-assessment": "var",
+    "portfolio-optimisation": "portfolio",
+    "similarity-search": "similarity",
+}
+
+
+def local_workers(llm: LLMSettings | None) -> dict[str, Worker]:
+    kinds = {skill: kind for skill, kind in OWN_SKILLS.items() if kind != "llm" or llm is not None}
+    return build_workers(kinds, openai_settings=llm)
+
+
+def build_service(
+    db_url: str, llm: LLMSettings | None, config: ClientConfig | None = None, embedder: Embedder | None = None
+) -> ClientService:
+    workers = local_workers(llm)
+    language_model = workers.get("llm")
+    assert language_model is None or isinstance(language_model, OpenAIChatWorker)
+    return ClientService(
+        Store(db_url),
+        CachedEmbedder(embedder or SentenceTransformerEmbedder()),
+        workers,
+        config,
+        planner_llm=language_model,
+        judge=language_model,
+    )

@@ -1,0 +1,90 @@
+"""Settlement: a double-entry, append-only ledger with escrow.
+
+Accounts: `client` (the client's money: negative = spent), `escrow`, `contractor:<id>`. On hire the client
+reserves the most it will pay into escrow; on verified delivery escrow pays the contractor what it charged (never
+more than reserved) and returns the rest; on failure escrow refunds the client in full. Each step happens at most
+once per attempt, enforced by the database, so a retry or a restart never pays twice. Amounts are kept in
+micro-dollars (integers), so balances add up exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from client_agent.storage import Store
+from shared.protocol import new_id
+
+MICRO = 1_000_000
+CLIENT = "client"
+ESCROW = "escrow"
+
+
+def micro(usd: float) -> int:
+    return round(usd * MICRO)
+
+
+def usd(micro_usd: int) -> float:
+    return micro_usd / MICRO
+
+
+def contractor_account(contractor_id: str) -> str:
+    return f"contractor:{contractor_id}"
+
+
+class Ledger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def reserve(self, subtask_id: str, attempt: int, contractor_id: str, amount_usd: float) -> bool:
+        amount = micro(amount_usd)
+        return self.store.post(
+            new_id(),
+            [(CLIENT, -amount), (ESCROW, amount)],
+            "reserve",
+            subtask_id,
+            f"escrow for {contractor_id}",
+            once=(attempt, "reserve"),
+        )
+
+    def release(
+        self, subtask_id: str, attempt: int, contractor_id: str, reserved_usd: float, charged_usd: float
+    ) -> float:
+        """Pay the contractor what it charged, capped at the reservation; returns what was paid."""
+        reserved = micro(reserved_usd)
+        paid = min(max(micro(charged_usd), 0), reserved)
+        postings = [(ESCROW, -reserved), (contractor_account(contractor_id), paid)]
+        if reserved - paid:
+            postings.append((CLIENT, reserved - paid))
+        memo = f"verified delivery by {contractor_id}"
+        if micro(charged_usd) > reserved:
+            memo += f"; charged {charged_usd:.6f}, capped at the reservation"
+        posted = self.store.post(new_id(), postings, "release", subtask_id, memo, once=(attempt, "settle"))
+        return usd(paid) if posted else 0.0
+
+    def refund(self, subtask_id: str, attempt: int, reserved_usd: float, reason: str) -> bool:
+        amount = micro(reserved_usd)
+        return self.store.post(
+            new_id(),
+            [(ESCROW, -amount), (CLIENT, amount)],
+            "refund",
+            subtask_id,
+            reason[:500],
+            once=(attempt, "settle"),
+        )
+
+    def view(self, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
+        entries = [
+            {
+                "seq": e["seq"],
+                "transactionId": e["transaction_id"],
+                "at": e["at"],
+                "account": e["account"],
+                "amountUsd": usd(e["amount_micro_usd"]),
+                "subtaskId": e["subtask_id"],
+                "kind": e["kind"],
+                "memo": e["memo"],
+            }
+            for e in self.store.ledger_entries(limit, offset)
+        ]
+        balances = {account: usd(total) for account, total in self.store.balances().items()}
+        return {"entries": entries, "balances": balances, "total": usd(sum(self.store.balances().values()))}

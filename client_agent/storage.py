@@ -1,0 +1,346 @@
+"""The client's persistent state through SQLAlchemy: an SQLite file by default (WAL mode), any SQLAlchemy URL
+(PostgreSQL for deployments that outgrow one machine). Tasks, events, the registry, the ledger and the decision
+engine's learned state survive a restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+
+metadata = MetaData()
+
+contractors = Table(
+    "contractors",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("card_url", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("card", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # active, unreachable, removed
+    Column("failures", Integer, nullable=False, default=0),
+    Column("registered_at", Float, nullable=False),
+    Column("refreshed_at", Float, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("idempotency_key", String(200), unique=True),
+    Column("status", String(16), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("result", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+subtasks = Table(
+    "subtasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("task_id", String(64), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("state", JSON, nullable=False),  # decision record, attempts, costs, artifacts, verification
+    Column("updated_at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(64), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("account", String(128), nullable=False, index=True),
+    Column("amount_micro_usd", Integer, nullable=False),  # + credit to the account, − debit; a transaction sums to 0
+    Column("subtask_id", String(64), index=True),
+    Column("kind", String(16), nullable=False),  # reserve, release, refund
+    Column("memo", Text),
+)
+
+settlements = Table(  # one reserve and one settlement (release or refund) per escrow: exactly once
+    "settlements",
+    metadata,
+    Column("subtask_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("transaction_id", String(64), nullable=False),
+    UniqueConstraint("subtask_id", "attempt", "kind"),
+)
+
+engine_state = Table(
+    "engine_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def open_database(url: str) -> Engine:
+    """An engine for `url` (`sqlite:///path.db` by default) with the tables created."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    metadata.create_all(engine)
+    return engine
+
+
+def row(mapping: Any) -> dict[str, Any]:
+    return dict(mapping._mapping) if mapping is not None else {}
+
+
+class Store:
+    """Small, named transactions over the tables above."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = open_database(url)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ registry
+
+    def upsert_contractor(self, contractor_id: str, card_url: str, name: str, card: dict[str, Any]) -> bool:
+        """True when the contractor is new."""
+        now = time.time()
+        with self.transaction() as db:
+            existing = db.execute(select(contractors.c.id).where(contractors.c.id == contractor_id)).first()
+            if existing:
+                db.execute(
+                    update(contractors)
+                    .where(contractors.c.id == contractor_id)
+                    .values(name=name, card=card, status="active", failures=0, refreshed_at=now)
+                )
+                return False
+            db.execute(
+                insert(contractors).values(
+                    id=contractor_id,
+                    card_url=card_url,
+                    name=name,
+                    card=card,
+                    status="active",
+                    failures=0,
+                    registered_at=now,
+                    refreshed_at=now,
+                )
+            )
+            return True
+
+    def contractors(self, include_removed: bool = False) -> list[dict[str, Any]]:
+        query = select(contractors).order_by(contractors.c.registered_at)
+        if not include_removed:
+            query = query.where(contractors.c.status != "removed")
+        with self.transaction() as db:
+            return [row(r) for r in db.execute(query)]
+
+    def contractor(self, contractor_id: str) -> dict[str, Any] | None:
+        with self.transaction() as db:
+            found = db.execute(select(contractors).where(contractors.c.id == contractor_id)).first()
+        return row(found) if found else None
+
+    def set_contractor_status(self, contractor_id: str, status: str, failures: int | None = None) -> None:
+        values: dict[str, Any] = {"status": status}
+        if failures is not None:
+            values["failures"] = failures
+        with self.transaction() as db:
+            db.execute(update(contractors).where(contractors.c.id == contractor_id).values(**values))
+
+    # ------------------------------------------------------------ tasks
+
+    def create_task(self, task_id: str, request: dict[str, Any], idempotency_key: str | None) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                insert(tasks).values(
+                    id=task_id,
+                    idempotency_key=idempotency_key,
+                    status="submitted",
+                    request=request,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def task_by_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        with self.transaction() as db:
+            found = db.execute(select(tasks).where(tasks.c.idempotency_key == idempotency_key)).first()
+        return row(found) if found else None
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        with self.transaction() as db:
+            found = db.execute(select(tasks).where(tasks.c.id == task_id)).first()
+            if found is None:
+                return None
+            parts = db.execute(select(subtasks).where(subtasks.c.task_id == task_id).order_by(subtasks.c.position))
+            return {**row(found), "subtasks": [row(p) for p in parts]}
+
+    def tasks(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        with self.transaction() as db:
+            query = select(tasks).order_by(tasks.c.created_at.desc()).limit(limit).offset(offset)
+            return [row(r) for r in db.execute(query)]
+
+    def set_task(self, task_id: str, **values: Any) -> None:
+        with self.transaction() as db:
+            db.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=time.time(), **values))
+
+    def add_subtasks(self, task_id: str, specs: list[tuple[str, dict[str, Any]]]) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            for position, (subtask_id, spec) in enumerate(specs):
+                db.execute(
+                    insert(subtasks).values(
+                        id=subtask_id,
+                        task_id=task_id,
+                        position=position,
+                        status="pending",
+                        spec=spec,
+                        state={},
+                        updated_at=now,
+                    )
+                )
+
+    def set_subtask(self, subtask_id: str, status: str, state: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                update(subtasks)
+                .where(subtasks.c.id == subtask_id)
+                .values(status=status, state=json.loads(json.dumps(state)), updated_at=time.time())
+            )
+
+    # ------------------------------------------------------------ events
+
+    def append_event(self, task_id: str, kind: str, data: dict[str, Any]) -> int:
+        with self.transaction() as db:
+            result = db.execute(insert(events).values(task_id=task_id, at=time.time(), kind=kind, data=data))
+            return int(result.inserted_primary_key[0])
+
+    def events(self, task_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.transaction() as db:
+            query = (
+                select(events)
+                .where(events.c.task_id == task_id, events.c.seq > after)
+                .order_by(events.c.seq)
+                .limit(limit)
+            )
+            return [row(r) for r in db.execute(query)]
+
+    # ------------------------------------------------------------ ledger
+
+    def post(
+        self,
+        transaction_id: str,
+        postings: list[tuple[str, int]],
+        kind: str,
+        subtask_id: str,
+        memo: str,
+        once: tuple[int, str],
+    ) -> bool:
+        """Append one balanced transaction, at most once per (subtask, attempt, step) where `once` is
+        (attempt, step) and step is `reserve` or `settle`. False when that step was already taken."""
+        if sum(amount for _, amount in postings) != 0:
+            raise ValueError("a transaction must balance")
+        now = time.time()
+        attempt, step = once
+        with self.transaction() as db:
+            done = db.execute(
+                select(settlements.c.transaction_id).where(
+                    settlements.c.subtask_id == subtask_id, settlements.c.attempt == attempt, settlements.c.kind == step
+                )
+            ).first()
+            if done:
+                return False
+            db.execute(
+                insert(settlements).values(
+                    subtask_id=subtask_id, attempt=attempt, kind=step, transaction_id=transaction_id
+                )
+            )
+            for account, amount in postings:
+                db.execute(
+                    insert(ledger).values(
+                        transaction_id=transaction_id,
+                        at=now,
+                        account=account,
+                        amount_micro_usd=amount,
+                        subtask_id=subtask_id,
+                        kind=kind,
+                        memo=memo,
+                    )
+                )
+        return True
+
+    def ledger_entries(self, limit: int = 1000, offset: int = 0, subtask_id: str | None = None) -> list[dict]:
+        query = select(ledger).order_by(ledger.c.seq).limit(limit).offset(offset)
+        if subtask_id is not None:
+            query = query.where(ledger.c.subtask_id == subtask_id)
+        with self.transaction() as db:
+            return [row(r) for r in db.execute(query)]
+
+    def balances(self) -> dict[str, int]:
+        with self.transaction() as db:
+            query = select(ledger.c.account, func.sum(ledger.c.amount_micro_usd)).group_by(ledger.c.account)
+            return {account: int(total) for account, total in db.execute(query)}
+
+    # ------------------------------------------------------------ learned state
+
+    def save_state(self, name: str, state: dict[str, Any]) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            updated = db.execute(
+                update(engine_state).where(engine_state.c.name == name).values(state=state, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                db.execute(insert(engine_state).values(name=name, state=state, updated_at=now))
+
+    def load_state(self, name: str) -> dict[str, Any] | None:
+        with self.transaction() as db:
+            found = db.execute(select(engine_state.c.state).where(engine_state.c.name == name)).first()
+        return found[0] if found else None
