@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from client_agent.ledger import Ledger
 from client_agent.models import TERMINAL, InputAnswer, SubtaskSpec, TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
-from client_agent.registry import Contractor, Registry
+from client_agent.registry import MAX_REDIRECTS, Contractor, Registry
 from client_agent.storage import Store
 from client_agent.verification import Verdict, Verifier
 from contractor_agent.workers import ComputeWorker, NeedsInput, Worker, WorkerError, WorkRequest
@@ -219,7 +219,9 @@ class ClientService:
     ) -> None:
         self.config = config or ClientConfig()
         self.store = store
-        self.http = httpx.AsyncClient(timeout=self.config.hire_timeout_s, limits=httpx.Limits(max_connections=200))
+        self.http = httpx.AsyncClient(
+            timeout=self.config.hire_timeout_s, limits=httpx.Limits(max_connections=200), max_redirects=MAX_REDIRECTS
+        )
         self.registry = Registry(store, SkillIndex(embedder), self.http)
         self.planner = Planner(embedder, planner_llm)
         self.verifier = Verifier(judge)
@@ -639,6 +641,7 @@ class ClientService:
             },
         )
         run.state["a2aTaskId"] = remote_id
+        self._save(run)
         started = time.perf_counter()
         client = A2AClient(contractor.card.url, self.http, timeout_s=self.config.hire_timeout_s)
         try:

@@ -9,97 +9,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from client_agent.app import create_app as create_client_app
-from client_agent.build import local_workers
-from client_agent.service import ClientConfig, ClientService
-from client_agent.storage import Store
 from contractor_agent.workers import LLMSettings
-from shared.serving import ServerThread, bind_socket
-from shared.skills import CachedEmbedder
-from tests.conftest import CARDS, StartContractor, card_named, rpc
-
-RISK = {"portfolio_value": 1_000_000, "mu": 0.0002, "sigma": 0.012, "horizon_days": 10, "confidence": 0.99}
-PORTFOLIO = {
-    "expected_returns": [0.06, 0.09, 0.12],
-    "covariance": [[0.04, 0.006, 0.002], [0.006, 0.09, 0.01], [0.002, 0.01, 0.16]],
-}
-
-
-class Client:
-    """A running client service and an HTTP client for it."""
-
-    def __init__(self, service: ClientService) -> None:
-        self.service = service
-        self.server = ServerThread(create_client_app(service), bind_socket())
-        self.url = ""
-
-    def __enter__(self) -> Client:
-        self.server.start()
-        self.url = self.server.url
-        self.http = httpx.Client(base_url=self.url, timeout=60)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.http.close()
-        self.server.stop()
-
-    def register(self, contractor_url: str) -> dict:
-        response = self.http.post("/v1/contractors", json={"card_url": contractor_url})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def run(self, body: dict, timeout: float = 180) -> dict:
-        response = self.http.post("/v1/tasks", json=body)
-        assert response.status_code == 202, response.text
-        task_id = response.json()["id"]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            task = self.http.get(f"/v1/tasks/{task_id}").json()
-            if task["status"] in ("completed", "failed", "canceled"):
-                return task
-            time.sleep(0.1)
-        raise AssertionError(f"task {task_id} did not finish: {task}")
-
-    def events(self, task_id: str) -> list[dict]:
-        events = []
-        with self.http.stream("GET", f"/v1/tasks/{task_id}/events") as response:
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    events.append(json.loads(line[5:]))
-        return events
-
-
-@pytest.fixture
-def make_client(tmp_path, embedder, local_llm) -> Iterator:
-    clients: list[Client] = []
-
-    def make(own_skills: set[str] | None = None, strategy: str = "ucb1", db: str | None = None) -> Client:
-        workers = local_workers(local_llm)
-        if own_skills is not None:
-            workers = {skill: w for skill, w in workers.items() if skill in own_skills}
-        service = ClientService(
-            Store(db or f"sqlite:///{tmp_path}/client.db"),
-            CachedEmbedder(embedder),
-            workers,
-            ClientConfig(strategy=strategy, hire_timeout_s=60),
-        )
-        client = Client(service).__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__()
-
-
-def subtask(skill: str, description: str, **extra) -> dict:
-    return {"skill": skill, "description": description, "required_skills": [f"skill:{skill}"], **extra}
+from tests.conftest import CARDS, PORTFOLIO, RISK, StartContractor, card_named, rpc, subtask
 
 
 def test_client_hires_contractors_verifies_and_pays(
