@@ -130,7 +130,8 @@ class EventBus:
                 self._subscribers[task_id].discard(queue)  # a reader this slow reconnects with Last-Event-ID
 
     async def stream(self, task_id: str, after: int, done: Any) -> AsyncIterator[dict[str, Any]]:
-        """Stored events after `after`, then live ones, until `done()` says the task has ended."""
+        """Stored events after `after`, then live ones, until the task's final event (or `done()` says the task
+        ended before this reader came)."""
         subscribers = self._subscribers.setdefault(task_id, set())
         if len(subscribers) >= self.max_subscribers:
             raise ServiceError(429, "too many readers of this task's events")
@@ -141,7 +142,9 @@ class EventBus:
             for stored in self.store.events(task_id, after):
                 last = stored["seq"]
                 yield {"seq": stored["seq"], "kind": stored["kind"], "data": stored["data"], "at": stored["at"]}
-            while not done():
+                if stored["kind"] in TERMINAL:
+                    return
+            while not done() or not queue.empty():
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout=1.0)
                 except TimeoutError:
@@ -149,12 +152,12 @@ class EventBus:
                 if event["seq"] > last:
                     last = event["seq"]
                     yield event
-            while not queue.empty():
-                event = queue.get_nowait()
-                if event["seq"] > last:
-                    yield event
+                    if event["kind"] in TERMINAL:
+                        return
         finally:
             subscribers.discard(queue)
+            if not subscribers:
+                self._subscribers.pop(task_id, None)
 
 
 @dataclass
