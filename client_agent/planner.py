@@ -69,7 +69,10 @@ def default_verification(skill: str | None) -> VerificationSpec:
 
 
 def with_inputs(spec: SubtaskSpec, data: dict[str, Any] | None) -> SubtaskSpec:
-    """Give a compute subtask the submitted data it takes (when it brought none)."""
+    """Give a compute subtask the submitted data it takes (when it brought none), and a skill's default checks
+    (when the spec asks for none)."""
+    if spec.verification == VerificationSpec():
+        spec = spec.model_copy(update={"verification": default_verification(spec.skill)})
     if spec.input_data is not None or not data or spec.skill not in SKILL_INPUTS:
         return spec
     taken = {k: v for k, v in data.items() if k in SKILL_INPUTS[spec.skill]}

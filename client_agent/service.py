@@ -539,7 +539,9 @@ class ClientService:
         profile = estimate_task_profile(spec, value, submission.deadline_s)
         local = self._local_option(spec, profile, now)
         terms = set(spec.required_skills) | ({f"skill:{spec.skill}"} if spec.skill else set())
-        requirement = SkillRequirement(frozenset(terms), spec.description[:1000])
+        named = next((c for c in self.catalogue() if c.id == spec.skill), None)
+        text = f"{named.name}. {spec.description}" if named else spec.description  # in the market's words
+        requirement = SkillRequirement(frozenset(terms), text[:1000])
         performance = [self.reputation.reliability(c, s, now) for c, s in self.registry.index.rows()]
         matches = self.registry.index.match(requirement, np.array(performance))
         compatibility = matches.compatibility
