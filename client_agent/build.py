@@ -26,7 +26,11 @@ def local_workers(llm: LLMSettings | None) -> dict[str, Worker]:
 
 
 def build_service(
-    db_url: str, llm: LLMSettings | None, config: ClientConfig | None = None, embedder: Embedder | None = None
+    db_url: str,
+    llm: LLMSettings | None,
+    config: ClientConfig | None = None,
+    embedder: Embedder | None = None,
+    contractors: list[str] | None = None,
 ) -> ClientService:
     workers = local_workers(llm)
     language_model = workers.get("llm")
@@ -38,4 +42,5 @@ def build_service(
         config,
         planner_llm=language_model,
         judge=language_model,
+        initial_contractors=contractors or [],
     )

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from client_agent.ledger import Ledger
 from client_agent.models import TERMINAL, InputAnswer, SubtaskSpec, TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
-from client_agent.registry import MAX_REDIRECTS, Contractor, Registry
+from client_agent.registry import MAX_REDIRECTS, CardError, Contractor, Registry
 from client_agent.storage import Store
 from client_agent.verification import Verdict, Verifier
 from contractor_agent.workers import ComputeWorker, NeedsInput, Worker, WorkerError, WorkRequest
@@ -219,7 +219,9 @@ class ClientService:
         config: ClientConfig | None = None,
         planner_llm: Any = None,
         judge: Any = None,
+        initial_contractors: list[str] | None = None,
     ) -> None:
+        self.initial_contractors = list(initial_contractors or [])
         self.config = config or ClientConfig()
         self.store = store
         self.http = httpx.AsyncClient(
@@ -248,7 +250,24 @@ class ClientService:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self._refresher = asyncio.create_task(self.registry.refresh_forever(self.config.refresh_interval_s))
+        self._refresher = asyncio.create_task(self._keep_registry())
+
+    async def _keep_registry(self) -> None:
+        """Register the contractors named at start (retrying while they boot), then refresh periodically."""
+        pending = list(self.initial_contractors)
+        for _ in range(60):
+            for card_url in list(pending):
+                try:
+                    await self.registry.register(card_url)
+                    pending.remove(card_url)
+                except CardError as error:
+                    log.info("contractor %s not ready: %s", card_url, error)
+            if not pending:
+                break
+            await asyncio.sleep(2.0)
+        for card_url in pending:
+            log.warning("contractor %s never answered; not registered", card_url)
+        await self.registry.refresh_forever(self.config.refresh_interval_s)
 
     async def close(self) -> None:
         tasks = [t for t in [self._refresher, *self._runners.values()] if t is not None and not t.done()]

@@ -69,7 +69,7 @@ def client_serve(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         llm = openai_settings_from_env() or _embedded_llm(stack)
-        service = build_service(args.db, llm, ClientConfig(strategy=args.strategy))
+        service = build_service(args.db, llm, ClientConfig(strategy=args.strategy), contractors=args.contractor)
         sock = bind_socket(args.host, args.port)
         url = public_url(sock)
         server = uvicorn_server(create_client_app(service), log_level=args.log_level)
@@ -81,7 +81,7 @@ def client_serve(args: argparse.Namespace) -> int:
 
 
 def llm_serve(args: argparse.Namespace) -> int:
-    with LocalLLMServer(port=args.port) as server:
+    with LocalLLMServer(port=args.port, host=args.host) as server:
         print(f"local model {server.model!r} at {server.base_url} (Ctrl-C stops it)", flush=True)
         threading.Event().wait()
     return 0
@@ -121,10 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="thompson",
         choices=["paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "local-only"],
     )
+    client_server.add_argument(
+        "--contractor",
+        action="append",
+        default=[],
+        metavar="CARD_URL",
+        help="register this contractor at start (repeatable; retried until it answers)",
+    )
     client_server.set_defaults(run=client_serve)
 
     llm = commands.add_parser("llm", help="the embedded local model").add_subparsers(dest="action", required=True)
     llm_server = llm.add_parser("serve", help="serve the embedded model over an OpenAI-compatible API")
+    llm_server.add_argument("--host", default="127.0.0.1")
     llm_server.add_argument("--port", type=int, default=None)
     llm_server.set_defaults(run=llm_serve)
 

@@ -47,9 +47,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 class LocalLLMServer:
     """`with LocalLLMServer() as llm: llm.base_url` -> an OpenAI-compatible endpoint serving the local model."""
 
-    def __init__(self, port: int | None = None, threads: int | None = None, context: int = 2048) -> None:
+    def __init__(
+        self, port: int | None = None, threads: int | None = None, context: int = 2048, host: str = "127.0.0.1"
+    ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LocalModelUnavailable("llama-cpp-python is not installed (pip install '.[local-llm]')")
+        self.host = host
         self.port = port or free_port()
         self.threads = threads or min(2, os.cpu_count() or 1)
         self.context = context
@@ -65,7 +68,7 @@ class LocalLLMServer:
             sys.executable, "-m", "llama_cpp.server",
             "--model", str(model_path()),
             "--model_alias", MODEL_ALIAS,
-            "--host", "127.0.0.1",
+            "--host", self.host,
             "--port", str(self.port),
             "--n_threads", str(self.threads),
             "--n_ctx", str(self.context),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 
@@ -69,3 +71,40 @@ def test_contractor_serve_reports_a_bad_card_clearly(tmp_path):
     )
     assert result.returncode == 2
     assert "not a valid agent card" in result.stderr
+
+
+def test_client_serve_registers_its_contractors_at_start(cpu_contractor: str, local_llm, tmp_path):
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "COALESCE_LLM_BASE_URL": local_llm.base_url,
+        "COALESCE_LLM_MODEL": local_llm.model,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "coalesce.cli",
+        "client",
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        f"sqlite:///{tmp_path}/c.db",
+        "--contractor",
+        cpu_contractor,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/)", process.stdout.readline()).group(1)
+        deadline = time.monotonic() + 60
+        contractors: list = []
+        while not contractors:
+            assert time.monotonic() < deadline
+            with contextlib.suppress(httpx.HTTPError):
+                contractors = httpx.get(url + "v1/contractors", timeout=5).json()["contractors"]
+            time.sleep(0.2)
+        assert [c["name"] for c in contractors] == ["CPU Optimised"]
+        assert httpx.get(url + "docs", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
