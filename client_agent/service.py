@@ -495,7 +495,7 @@ class ClientService:
                     run.state["cost"]["estimated_usd"] = round(
                         decision.expected_external_cost
                         if decision.action == "outsource"
-                        else problem.expected_local_cost,
+                        else float(problem.expected_local_cost[0]),
                         6,
                     )
                 self._save(run, "working")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -167,15 +167,17 @@ def risk_cost(value_at_stake: Number, p_failure: Number, p_security: Number, p_q
     return value_at_stake * (1.0 - (1.0 - p_failure) * (1.0 - p_security) * (1.0 - p_quality))
 
 
-def latency_penalty(latency_s: Number, deadline_s: float | None, value_usd: float, urgency: float) -> Number:
+def latency_penalty(latency_s: Number, deadline_s: Any, value_usd: Any, urgency: Any) -> Number:
     """C_latency_penalty (the paper names it, never defines it): the share of the deadline overrun, times the
-    value and the urgency, capped at the value. No deadline, no penalty. Applied alike to local and hired work.
-    Works on floats and numpy arrays of latencies."""
-    if deadline_s is None or deadline_s <= 0:
-        return 0.0 * latency_s
-    overrun = np.clip((np.asarray(latency_s, dtype=float) - deadline_s) / deadline_s, 0.0, 1.0)
-    penalty = value_usd * urgency * overrun
-    return float(penalty) if np.ndim(penalty) == 0 else penalty
+    value and the urgency, capped at the value. No deadline (None, NaN or 0), no penalty. Applied alike to local
+    and hired work. Every argument may be a float or a numpy array (they broadcast)."""
+    latency = np.asarray(latency_s, dtype=np.float64)
+    deadline = np.asarray(np.nan if deadline_s is None else deadline_s, dtype=np.float64)
+    shape = np.broadcast_shapes(latency.shape, deadline.shape)
+    valid = np.broadcast_to(np.isfinite(deadline) & (deadline > 0), shape)
+    overrun = np.divide(latency - deadline, deadline, out=np.zeros(shape), where=valid)
+    penalty = np.asarray(value_usd, dtype=np.float64) * np.asarray(urgency, dtype=np.float64) * np.clip(overrun, 0, 1)
+    return float(penalty) if penalty.ndim == 0 else penalty
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 with market-adaptive, correlation-adjusted, learned weights; decision strategies from the paper's deterministic
 rule to UCB1 and Thompson sampling; a hindsight oracle for evaluation.
 
-No I/O: the client service and the simulator call the same `DecisionEngine`.
+Everything works on a batch of B problems over one pool of n candidates at once (arrays of shape (B, n)), so
+the simulator decides a whole market step in one call; the client decides one problem (B = 1). No I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shared.reputation import ReputationBook, ReputationConfig
 
 CRITERIA = ("cost", "reliability", "latency", "security_risk")
 BENEFIT = np.array([False, True, False, False])
+NO_SCORE = -1.0  # the TOPSIS score of a candidate that is not eligible
 
 
 class DecisionError(ValueError):
@@ -25,6 +27,27 @@ class DecisionError(ValueError):
 
 
 # ================================================================ TOPSIS
+
+
+def masked_topsis(matrix: np.ndarray, weights: np.ndarray, benefit: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """TOPSIS closeness for a batch: matrix (B, n, c), weights (B, c) summing to 1, mask (B, n) of the
+    alternatives that take part; the others score NO_SCORE. Inputs are trusted (see `topsis`)."""
+    columns = np.ascontiguousarray(np.swapaxes(matrix, 1, 2))  # (B, c, n): reductions run over contiguous memory
+    m = mask[:, None, :]
+    cells = np.where(m, columns, 0.0)
+    norms = np.sqrt(np.einsum("bcn,bcn->bc", cells, cells))
+    scale = np.divide(weights, norms, out=np.zeros_like(weights), where=norms > 0)
+    weighted = cells * scale[:, :, None]  # vector-normalised, then weighted
+    high = np.where(m, weighted, -np.inf).max(axis=2, initial=-np.inf)
+    low = np.where(m, weighted, np.inf).min(axis=2, initial=np.inf)
+    high, low = np.where(np.isfinite(high), high, 0.0), np.where(np.isfinite(low), low, 0.0)
+    to_ideal = weighted - np.where(benefit, high, low)[:, :, None]
+    to_anti = weighted - np.where(benefit, low, high)[:, :, None]
+    d_plus = np.sqrt(np.einsum("bcn,bcn->bn", to_ideal, to_ideal))
+    d_minus = np.sqrt(np.einsum("bcn,bcn->bn", to_anti, to_anti))
+    total = d_plus + d_minus
+    scores = np.divide(d_minus, total, out=np.full(total.shape, 0.5), where=total > 1e-15)
+    return np.where(mask, scores, NO_SCORE)
 
 
 def topsis(matrix: np.ndarray, weights: np.ndarray, benefit: np.ndarray) -> np.ndarray:
@@ -46,18 +69,8 @@ def topsis(matrix: np.ndarray, weights: np.ndarray, benefit: np.ndarray) -> np.n
         raise DecisionError("the decision matrix and the weights must be finite (no NaN or infinity)")
     if np.any(weights < 0) or weights.sum() <= 0:
         raise DecisionError("weights must be non-negative and not all zero")
-    weights = weights / weights.sum()
-    columns = np.ascontiguousarray(matrix.T)  # criteria × alternatives: reductions run over contiguous memory
-    norms = np.sqrt(np.einsum("ij,ij->i", columns, columns))
-    scale = np.divide(weights, norms, out=np.zeros_like(weights), where=norms > 0)
-    weighted = columns * scale[:, None]  # vector-normalised, then weighted
-    high, low = weighted.max(axis=1), weighted.min(axis=1)
-    to_ideal = weighted - np.where(benefit, high, low)[:, None]
-    to_anti = weighted - np.where(benefit, low, high)[:, None]
-    d_plus = np.sqrt(np.einsum("ij,ij->j", to_ideal, to_ideal))
-    d_minus = np.sqrt(np.einsum("ij,ij->j", to_anti, to_anti))
-    total = d_plus + d_minus
-    return np.divide(d_minus, total, out=np.full(len(matrix), 0.5), where=total > 1e-15)
+    mask = np.ones((1, matrix.shape[0]), dtype=bool)
+    return masked_topsis(matrix[None], (weights / weights.sum())[None], benefit, mask)[0]
 
 
 # ================================================================ weights
@@ -65,44 +78,61 @@ def topsis(matrix: np.ndarray, weights: np.ndarray, benefit: np.ndarray) -> np.n
 
 @dataclass(frozen=True)
 class MarketSignals:
-    """The market's state, each in [0, 1], for the dynamic weights: how tight prices are, how often hires fail,
-    how urgent the task is, how sensitive its data is."""
+    """The market's state, each in [0, 1] (floats, or arrays with one value per problem of a batch), for the
+    dynamic weights: how tight prices are, how often hires fail, how urgent the task is, how sensitive its data is.
+    """
 
-    market_pressure: float = 0.25
-    failure_rate: float = 0.25
-    task_urgency: float = 0.25
-    risk_level: float = 0.25
+    market_pressure: Any = 0.25
+    failure_rate: Any = 0.25
+    task_urgency: Any = 0.25
+    risk_level: Any = 0.25
 
-    def vector(self) -> np.ndarray:
-        return np.clip([self.market_pressure, self.failure_rate, self.task_urgency, self.risk_level], 0.0, 1.0)
+    def vector(self, batch: int = 1) -> np.ndarray:
+        """(B, 4) in CRITERIA order."""
+        columns = [self.market_pressure, self.failure_rate, self.task_urgency, self.risk_level]
+        return np.clip(
+            np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64), (batch,)) for c in columns], 1), 0.0, 1.0
+        )
 
 
 def normalised(weights: np.ndarray) -> np.ndarray:
+    """Non-negative weights summing to 1 along the last axis (equal weights where all are zero)."""
     weights = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
-    total = weights.sum()
-    return weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
+    total = weights.sum(axis=-1, keepdims=True)
+    return np.divide(weights, total, out=np.full(weights.shape, 1.0 / weights.shape[-1]), where=total > 0)
 
 
-def market_weights(signals: MarketSignals, historical: np.ndarray, beta: float) -> np.ndarray:
+def market_weights(signals: MarketSignals, historical: np.ndarray, beta: float, batch: int | None = None) -> np.ndarray:
     """w_cost = β·MarketPressure + (1−β)·Hist(cost), and likewise reliability ← FailureRate, latency ←
-    TaskUrgency, security ← RiskLevel; normalised."""
-    return normalised(beta * signals.vector() + (1.0 - beta) * normalised(historical))
+    TaskUrgency, security ← RiskLevel; normalised. One row per problem; a single vector when `batch` is None."""
+    vector = signals.vector(batch or 1)
+    weights = normalised(beta * vector + (1.0 - beta) * normalised(historical))
+    return weights if batch is not None else weights[0]
+
+
+def masked_correlation_weights(matrix: np.ndarray, weights: np.ndarray, alpha: float, mask: np.ndarray) -> np.ndarray:
+    """Eq. (11) for a batch: matrix (B, n, c), weights (B, c), mask (B, n)."""
+    columns = np.ascontiguousarray(np.swapaxes(matrix, 1, 2))  # (B, c, n)
+    m = mask[:, None, :]
+    count = mask.sum(axis=1)
+    mean = np.where(m, columns, 0.0).sum(axis=2) / np.maximum(count, 1)[:, None]
+    centred = np.where(m, columns - mean[:, :, None], 0.0)
+    spread = np.sqrt(np.einsum("bcn,bcn->bc", centred, centred))
+    scale = np.maximum(np.abs(np.where(m, columns, 0.0)).max(axis=2, initial=0.0), 1e-300)
+    varying = (spread > 1e-12 * scale) & (count >= 3)[:, None]
+    standard = np.divide(centred, spread[:, :, None], out=np.zeros_like(centred), where=varying[:, :, None])
+    rho = np.einsum("bin,bjn->bij", standard, standard)  # Pearson's ρ between varying criteria, 0 otherwise
+    rho[:, np.arange(rho.shape[1]), np.arange(rho.shape[1])] = 0.0
+    # (11) w'_i = w_i × (1 − α Σ_{j≠i} |ρ_ij|)
+    return normalised(weights * np.clip(1.0 - alpha * np.abs(rho).sum(axis=2), 0.0, None))
 
 
 def correlation_adjusted_weights(matrix: np.ndarray, weights: np.ndarray, alpha: float) -> np.ndarray:
     """Weights of criteria that move together are shrunk, so correlated criteria are not counted twice.
     Correlations need at least three alternatives; columns that do not vary correlate with nothing."""
-    columns = np.ascontiguousarray(np.asarray(matrix, dtype=np.float64).T)  # criteria × alternatives
-    rho = np.zeros((columns.shape[0], columns.shape[0]))
-    centred = columns - columns.mean(axis=1, keepdims=True)
-    spread = np.sqrt(np.einsum("ij,ij->i", centred, centred))
-    varying = spread > 1e-12 * np.maximum(np.abs(columns).max(axis=1), 1e-300)
-    if columns.shape[1] >= 3 and varying.sum() >= 2:
-        standard = centred[varying] / spread[varying, None]
-        rho[np.ix_(varying, varying)] = standard @ standard.T  # Pearson's ρ
-    np.fill_diagonal(rho, 0.0)
-    # (11) w'_i = w_i × (1 − α Σ_{j≠i} |ρ_ij|)
-    return normalised(weights * np.clip(1.0 - alpha * np.abs(rho).sum(axis=1), 0.0, None))
+    matrix = np.asarray(matrix, dtype=np.float64)
+    mask = np.ones((1, matrix.shape[0]), dtype=bool)
+    return masked_correlation_weights(matrix[None], np.asarray(weights, dtype=np.float64)[None], alpha, mask)[0]
 
 
 class WeightLearner:
@@ -124,9 +154,10 @@ class WeightLearner:
         return self.weights
 
 
-def goodness(matrix: np.ndarray) -> np.ndarray:
-    """Each criterion scaled to [0, 1] across alternatives, 1 = best (for cost criteria, the lowest)."""
-    low, high = matrix.min(axis=0), matrix.max(axis=0)
+def goodness(matrix: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Each criterion scaled to [0, 1] across the (masked) alternatives of a 2-D matrix, 1 = best."""
+    rows = matrix if mask is None else matrix[mask]
+    low, high = rows.min(axis=0), rows.max(axis=0)
     span = np.where(high - low > 1e-12, high - low, 1.0)
     scaled = (matrix - low) / span
     return np.where(BENEFIT, scaled, 1.0 - scaled)
@@ -176,19 +207,38 @@ class DecisionConfig:
     rational_guard: bool = True  # never outsource at a higher expected all-in cost than doing it locally
 
 
+def _batch(value: Any, batch: int, dtype: Any = np.float64) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=dtype), (batch,)).copy()
+
+
 @dataclass(frozen=True)
 class LocalOption:
-    """Doing the subtask on the client's own machine."""
+    """Doing the subtask on the client's own machine (floats, or arrays with one value per problem)."""
 
-    cost_usd: float  # C_internal (calibrated)
-    latency_s: float
-    p_failure: float = 0.0  # chance the local result is unusable (a weak local model, say)
-    available: bool = True  # False: the client cannot do it itself (missing skill or resource)
+    cost_usd: Any  # C_internal (calibrated)
+    latency_s: Any
+    p_failure: Any = 0.0  # chance the local result is unusable (a weak local model, say)
+    available: Any = True  # False: the client cannot do it itself (missing skill or resource)
+
+
+CANDIDATE_ARRAYS = (
+    "compatibility",
+    "price",
+    "latency_s",
+    "p_security",
+    "p_quality",
+    "overhead",
+    "success_a",
+    "success_b",
+    "good_decisions",
+    "hires",
+)
 
 
 @dataclass
 class Candidates:
-    """Contractors that could take the subtask, as arrays with one entry per candidate."""
+    """Contractors that could take the subtask: arrays of shape (B, n), one row per problem of a batch (1-D
+    arrays are one problem)."""
 
     ids: list[str]
     skills: list[str]
@@ -202,25 +252,18 @@ class Candidates:
     success_b: np.ndarray  # b = β + failures
     good_decisions: np.ndarray  # past hires of this contractor judged good (for eq. 18)
     hires: np.ndarray  # past hires of this contractor
+    available: np.ndarray | None = None  # False where a contractor cannot take work now
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        for name in (
-            "compatibility",
-            "price",
-            "latency_s",
-            "p_security",
-            "p_quality",
-            "overhead",
-            "success_a",
-            "success_b",
-            "good_decisions",
-            "hires",
-        ):
+        batch = max((np.ndim(getattr(self, f)) == 2 and np.shape(getattr(self, f))[0]) or 1 for f in CANDIDATE_ARRAYS)
+        for name in CANDIDATE_ARRAYS:
             value = np.asarray(getattr(self, name), dtype=np.float64)
-            if value.shape != (n,) or not np.all(np.isfinite(value)):
-                raise DecisionError(f"candidates.{name} must hold {n} finite numbers")
-            setattr(self, name, value)
+            if value.shape not in ((n,), (1, n), (batch, n)) or not np.all(np.isfinite(value)):
+                raise DecisionError(f"candidates.{name} must hold {n} finite numbers per problem")
+            setattr(self, name, np.broadcast_to(np.atleast_2d(value), (batch, n)))
+        available = np.ones((batch, n), dtype=bool) if self.available is None else self.available
+        self.available = np.broadcast_to(np.atleast_2d(np.asarray(available, dtype=bool)), (batch, n))
         if len(self.skills) != n:
             raise DecisionError("one skill per candidate")
 
@@ -228,14 +271,13 @@ class Candidates:
         return len(self.ids)
 
     @property
+    def batch(self) -> int:
+        return self.compatibility.shape[0]
+
+    @property
     def reliability(self) -> np.ndarray:
         """Posterior mean success probability (eq. 14 with decayed evidence, see shared.reputation)."""
         return self.success_a / (self.success_a + self.success_b)
-
-    @classmethod
-    def empty(cls) -> Candidates:
-        zeros = np.zeros(0)
-        return cls([], [], *([zeros] * 10))
 
 
 @dataclass(frozen=True)
@@ -250,38 +292,112 @@ class CandidateOffer:
 
 @dataclass(frozen=True)
 class Problem:
-    """One subtask to place."""
+    """Subtasks to place: one, or a batch of B (then every per-problem field may be an array of B values)."""
 
-    value_usd: float  # V_task: what the result is worth
-    value_at_stake: float  # what a failed or bad result costs (redo plus delay); V_task of eq. (9)
+    value_usd: Any  # V_task: what the result is worth
+    value_at_stake: Any  # what a failed or bad result costs (redo plus delay); V_task of eq. (9)
     local: LocalOption
     candidates: Candidates
     signals: MarketSignals = field(default_factory=MarketSignals)
-    deadline_s: float | None = None
-    urgency: float = 0.5
-    true_reliability: np.ndarray | None = None  # known to the oracle only
+    deadline_s: Any = None  # None (or NaN) for no deadline
+    urgency: Any = 0.5
+    true_reliability: np.ndarray | None = None  # known to the oracle only, (B, n)
 
     @property
-    def expected_local_cost(self) -> float:
-        """C_internal plus the expected loss of a bad local result plus the local delay penalty."""
-        delay = latency_penalty(self.local.latency_s, self.deadline_s, self.value_usd, self.urgency)
-        return self.local.cost_usd + self.local.p_failure * self.value_at_stake + delay
+    def batch(self) -> int:
+        return self.candidates.batch
+
+    def column(self, value: Any, dtype: Any = np.float64) -> np.ndarray:
+        return _batch(value, self.batch, dtype)
+
+    def latency_penalty(self, latency_s: np.ndarray) -> np.ndarray:
+        """The delay penalty of latencies of shape (B, ...) against each problem's deadline."""
+        shape = (-1,) + (1,) * (np.ndim(latency_s) - 1)
+        deadline = self.column(np.nan if self.deadline_s is None else self.deadline_s).reshape(shape)
+        stake = (self.column(self.value_usd) * self.column(self.urgency)).reshape(shape)
+        return np.asarray(latency_penalty(latency_s, deadline, stake, 1.0))
+
+    @property
+    def expected_local_cost(self) -> np.ndarray:
+        """C_internal plus the expected loss of a bad local result plus the local delay penalty, per problem."""
+        delay = self.latency_penalty(self.column(self.local.latency_s))
+        return (
+            self.column(self.local.cost_usd)
+            + self.column(self.local.p_failure) * self.column(self.value_at_stake)
+            + delay
+        )
+
+    @property
+    def local_available(self) -> np.ndarray:
+        return self.column(self.local.available, bool)
 
 
-# ================================================================ evaluation and the decision record
+# ================================================================ evaluation, choices and the decision record
 
 
 @dataclass
 class Evaluation:
-    """Everything a strategy decides from: the criteria matrix, weights and scores of the skill-qualified
-    candidates (`eligible` indexes into the problem's candidates)."""
+    """What a strategy decides from, per problem and candidate: eligibility (θ_skill, availability), the criteria
+    matrix (B, n, 4), the weights (B, 4), TOPSIS scores among the eligible and the confidence of eq. (18)."""
 
     problem: Problem
     eligible: np.ndarray
-    matrix: np.ndarray  # rows: eligible candidates; columns: CRITERIA
+    matrix: np.ndarray
     weights: np.ndarray
-    scores: np.ndarray  # TOPSIS closeness of each eligible candidate
-    confidence: np.ndarray  # eq. (18) of each eligible candidate
+    scores: np.ndarray
+    confidence: np.ndarray
+
+
+REASONS = (
+    "baseline: always local",
+    "no contractors",
+    "no contractor passes the skill threshold",
+    "cannot run locally; no contractor passes the skill threshold, hiring the most compatible one",
+    "TOPSIS best {score:.3f} (τ {tau}) or confidence {confidence:.3f} (ρ_min {rho}) too low",
+    "cannot run locally: hiring the TOPSIS best",
+    "rational guard: the best contractor's expected all-in cost exceeds the local cost",
+    "TOPSIS {score:.3f} > τ and confidence {confidence:.3f} > ρ_min",
+    "ε-exploration",
+    "rational guard: no contractor's {estimate} expected cost beats local",
+    "TOPSIS best by {estimate} reliability among contractors that beat the local cost",
+    "local is cheapest in hindsight",
+    "cheapest in hindsight",
+)
+(
+    ALWAYS_LOCAL,
+    NO_CONTRACTORS,
+    NO_SKILLED,
+    FORCED,
+    BELOW_THRESHOLDS,
+    CANNOT_LOCAL,
+    GUARD,
+    PAPER_HIRE,
+    EXPLORE,
+    GUARD_ESTIMATE,
+    ESTIMATE_HIRE,
+    ORACLE_LOCAL,
+    ORACLE_HIRE,
+) = range(len(REASONS))
+
+
+@dataclass
+class Choice:
+    """A strategy's answer for a batch: `hire` is the chosen candidate per problem, −1 for local; `score`,
+    `cost` and `confidence` are those of the chosen candidate (NaN for local)."""
+
+    strategy: str
+    evaluation: Evaluation
+    hire: np.ndarray
+    reason: np.ndarray
+    exploration: np.ndarray
+    confidence: np.ndarray
+    score: np.ndarray
+    cost: np.ndarray
+    estimate: str = ""
+
+    @property
+    def outsourced(self) -> np.ndarray:
+        return self.hire >= 0
 
 
 @dataclass
@@ -326,50 +442,58 @@ class Decision:
             }
         evaluation = self.evaluation
         if evaluation is not None:
-            out["weights"] = dict(zip(CRITERIA, np.round(evaluation.weights, 6).tolist(), strict=True))
             candidates = evaluation.problem.candidates
-            order = np.argsort(-evaluation.scores)[:top]
+            out["weights"] = dict(zip(CRITERIA, np.round(evaluation.weights[0], 6).tolist(), strict=True))
+            eligible = np.flatnonzero(evaluation.eligible[0])
+            order = eligible[np.argsort(-evaluation.scores[0, eligible], kind="stable")][:top]
             out["candidatesConsidered"] = len(candidates)
-            out["candidatesEligible"] = len(evaluation.eligible)
+            out["candidatesEligible"] = len(eligible)
             out["candidates"] = [
                 {
-                    "contractor": candidates.ids[evaluation.eligible[i]],
-                    "skill": candidates.skills[evaluation.eligible[i]],
-                    "compatibility": round(float(candidates.compatibility[evaluation.eligible[i]]), 6),
-                    "topsisScore": round(float(evaluation.scores[i]), 6),
-                    "confidence": round(float(evaluation.confidence[i]), 6),
-                    **{name: round(float(v), 6) for name, v in zip(CRITERIA, evaluation.matrix[i], strict=True)},
+                    "contractor": candidates.ids[i],
+                    "skill": candidates.skills[i],
+                    "compatibility": round(float(candidates.compatibility[0, i]), 6),
+                    "topsisScore": round(float(evaluation.scores[0, i]), 6),
+                    "confidence": round(float(evaluation.confidence[0, i]), 6),
+                    **{name: round(float(v), 6) for name, v in zip(CRITERIA, evaluation.matrix[0, i], strict=True)},
                 }
                 for i in order
             ]
         return out
 
 
-def criteria_matrix(problem: Problem, rows: np.ndarray, reliability: np.ndarray) -> np.ndarray:
-    """[C_external (eq. 6), reliability, latency, security risk] of the given candidates, with the given
-    success probabilities (posterior means, optimistic bounds or samples)."""
+def criteria_matrix(problem: Problem, reliability: np.ndarray) -> np.ndarray:
+    """(B, n, 4): [C_external (eq. 6), reliability, latency, security risk] of every candidate, with the given
+    success probabilities (posterior means, optimistic bounds, samples or the truth)."""
     c = problem.candidates
+    stake = problem.column(problem.value_at_stake)[:, None]
     cost = (
-        c.price[rows]
-        + c.overhead[rows]
-        + risk_cost(problem.value_at_stake, 1.0 - reliability, c.p_security[rows], c.p_quality[rows])
-        + latency_penalty(c.latency_s[rows], problem.deadline_s, problem.value_usd, problem.urgency)
+        c.price
+        + c.overhead
+        + risk_cost(stake, 1.0 - reliability, c.p_security, c.p_quality)
+        + problem.latency_penalty(c.latency_s)
     )
-    return np.stack([cost, reliability, c.latency_s[rows], c.p_security[rows]]).T  # a view of criteria × rows
+    return np.swapaxes(np.stack([cost, reliability, c.latency_s, c.p_security], axis=1), 1, 2)  # a (B, n, 4) view
+
+
+def best_among(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Per row, the index of the highest score among the allowed columns; −1 where none is allowed."""
+    best = np.argmax(np.where(allowed, scores, -np.inf), axis=1)
+    return np.where(allowed.any(axis=1), best, -1)
 
 
 class Strategy(Protocol):
     name: str
 
-    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Decision: ...
+    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice: ...
 
 
 # ================================================================ the engine
 
 
 class DecisionEngine:
-    """Evaluates a problem (skill filter, costs, weights, TOPSIS, confidence) and lets a strategy choose;
-    learns the historical weights and the decision record from outcomes. Deterministic under a seed."""
+    """Evaluates problems (skill filter, costs, weights, TOPSIS, confidence) and lets a strategy choose; learns
+    the historical weights and the record behind confidence from outcomes. Deterministic under a seed."""
 
     def __init__(
         self,
@@ -385,6 +509,8 @@ class DecisionEngine:
         self.reputation = reputation or ReputationBook(ReputationConfig())
         self.hires: dict[str, int] = {}
         self.good_hires: dict[str, int] = {}
+
+    # -------------------------------------------------------------- one problem (the client)
 
     def candidates(self, offers: list[CandidateOffer], task: TaskProfile, at: float) -> Candidates:
         """The arrays a decision needs, from each contractor's offer and the track record so far."""
@@ -411,112 +537,147 @@ class DecisionEngine:
             hires=np.array([self.hires.get(o.contractor, 0) for o in offers], dtype=np.float64),
         )
 
+    def decide(self, problem: Problem) -> Decision:
+        """One problem (B = 1): the decision with its record."""
+        choice = self.choose(problem)
+        evaluation = choice.evaluation
+        index = int(choice.hire[0])
+        local_cost = float(problem.expected_local_cost[0])
+        values = {
+            "score": float(choice.score[0]) if index >= 0 else float("nan"),
+            "confidence": float(choice.confidence[0]) if index >= 0 else 0.0,
+            "tau": self.config.topsis_threshold,
+            "rho": self.config.confidence_threshold,
+            "estimate": choice.estimate,
+        }
+        if choice.reason[0] == BELOW_THRESHOLDS:  # the numbers of the best candidate, which was not hired
+            best = int(best_among(evaluation.scores, evaluation.eligible)[0])
+            values.update(score=float(evaluation.scores[0, best]), confidence=float(evaluation.confidence[0, best]))
+        decision = Decision(
+            action="outsource" if index >= 0 else "local",
+            strategy=choice.strategy,
+            reason=REASONS[int(choice.reason[0])].format(**values),
+            expected_local_cost=local_cost,
+            evaluation=evaluation,
+            config=self.config,
+        )
+        if index >= 0:
+            c = problem.candidates
+            decision.contractor, decision.skill, decision.candidate_index = c.ids[index], c.skills[index], index
+            decision.exploration = bool(choice.exploration[0])
+            decision.confidence = float(choice.confidence[0])
+            decision.topsis_score = float(choice.score[0])
+            decision.expected_external_cost = float(choice.cost[0])
+        return decision
+
     def observe(self, decision: Decision, success: bool, actual_cost: float, at: float) -> None:
         """Feed back how a hire went: reputation, the record behind eq. (18), and the learned weights."""
-        if decision.action != "outsource" or decision.contractor is None:
+        if decision.action != "outsource" or decision.contractor is None or decision.candidate_index is None:
             return
         contractor = decision.contractor
         self.reputation.record(contractor, decision.skill or "", success, at)
         self.hires[contractor] = self.hires.get(contractor, 0) + 1
         local = decision.expected_local_cost
-        good = success and actual_cost <= local
-        self.good_hires[contractor] = self.good_hires.get(contractor, 0) + int(good)
-        reward = (local - actual_cost) / local if success and local > 0 else -1.0
-        self.learn(decision, reward)
+        self.good_hires[contractor] = self.good_hires.get(contractor, 0) + int(success and actual_cost <= local)
+        if decision.evaluation is not None:
+            self.learn(decision.evaluation, 0, decision.candidate_index, outcome_reward(success, actual_cost, local))
+
+    # -------------------------------------------------------------- batches (the simulator)
 
     def evaluate(
-        self, problem: Problem, reliability: np.ndarray | None = None, rows: np.ndarray | None = None
+        self, problem: Problem, reliability: np.ndarray | None = None, eligible: np.ndarray | None = None
     ) -> Evaluation:
-        candidates = problem.candidates
-        if rows is None:
-            rows = np.flatnonzero(candidates.compatibility >= self.config.skill_threshold)
-        reliability = candidates.reliability[rows] if reliability is None else reliability
-        matrix = criteria_matrix(problem, rows, reliability)
-        if len(rows) == 0:
-            return Evaluation(problem, rows, matrix, normalised(self.learner.weights), np.zeros(0), np.zeros(0))
-        weights = market_weights(problem.signals, self.learner.weights, self.config.market_beta)
-        weights = correlation_adjusted_weights(matrix, weights, self.config.correlation_alpha)
-        good_share = np.divide(
-            candidates.good_decisions[rows],
-            candidates.hires[rows],
-            out=np.zeros(len(rows)),
-            where=candidates.hires[rows] > 0,
+        c = problem.candidates
+        if eligible is None:
+            eligible = (c.compatibility >= self.config.skill_threshold) & c.available
+        reliability = c.reliability if reliability is None else reliability
+        matrix = criteria_matrix(problem, reliability)
+        weights = market_weights(problem.signals, self.learner.weights, self.config.market_beta, batch=c.batch)
+        weights = masked_correlation_weights(matrix, weights, self.config.correlation_alpha, eligible)
+        good_share = np.divide(c.good_decisions, c.hires, out=np.zeros(c.hires.shape), where=c.hires > 0)
+        confidence = decision_confidence(good_share, c.hires, self.config.z)
+        return Evaluation(
+            problem, eligible, matrix, weights, masked_topsis(matrix, weights, BENEFIT, eligible), confidence
         )
-        confidence = decision_confidence(good_share, candidates.hires[rows], self.config.z)
-        return Evaluation(problem, rows, matrix, weights, topsis(matrix, weights, BENEFIT), confidence)
 
-    def decide(self, problem: Problem) -> Decision:
-        decision = self.strategy.choose(self.evaluate(problem), self)
-        decision.expected_local_cost = problem.expected_local_cost
-        decision.config = self.config
-        return decision
+    def choose(self, problem: Problem) -> Choice:
+        evaluation = self.evaluate(problem)
+        if len(problem.candidates) == 0:  # nothing to hire: every problem stays local
+            batch = problem.batch
+            nothing = np.full(batch, np.nan)
+            reason = ALWAYS_LOCAL if isinstance(self.strategy, LocalOnly) else NO_CONTRACTORS
+            return Choice(
+                self.strategy.name,
+                evaluation,
+                np.full(batch, -1),
+                np.full(batch, reason),
+                np.zeros(batch, dtype=bool),
+                nothing,
+                nothing,
+                nothing,
+            )
+        return self.strategy.choose(evaluation, self)
 
-    def learn(self, decision: Decision, reward: float) -> None:
-        """Feed back one outsourcing outcome: reward in [−1, 1] (share of the local cost saved; −1 on failure)."""
-        evaluation = decision.evaluation
-        if decision.action != "outsource" or evaluation is None or decision.candidate_index is None:
+    def learn(self, evaluation: Evaluation, row: int, hired: int, reward: float) -> None:
+        """Weight learning (13) from one outcome of problem `row`, which hired candidate `hired`."""
+        eligible = evaluation.eligible[row]
+        if eligible.sum() < 2 or not eligible[hired]:
             return
-        position = np.flatnonzero(evaluation.eligible == decision.candidate_index)
-        if len(position) == 0 or len(evaluation.eligible) < 2:
-            return
-        self.learner.update(goodness(evaluation.matrix)[position[0]], reward)
+        self.learner.update(goodness(evaluation.matrix[row], eligible)[hired], reward)
 
     # -------------------------------------------------------------- helpers for strategies
 
-    def local(self, evaluation: Evaluation, strategy: str, reason: str) -> Decision:
-        return Decision("local", strategy, reason, evaluation=evaluation)
+    def affordable(self, problem: Problem, cost: np.ndarray) -> np.ndarray:
+        """(B, n): whose expected all-in external cost beats doing the work locally (the rational guard);
+        everyone where the client cannot do the work itself or the guard is off."""
+        if not self.config.rational_guard:
+            return np.ones(cost.shape, dtype=bool)
+        return (cost < problem.expected_local_cost[:, None]) | ~problem.local_available[:, None]
 
-    def hire(
+    def choice(
         self,
-        evaluation: Evaluation,
         strategy: str,
-        position: int,
-        reason: str,
-        *,
-        exploration: bool = False,
-        confidence: float | None = None,
-    ) -> Decision:
-        index = int(evaluation.eligible[position])
-        candidates = evaluation.problem.candidates
-        return Decision(
-            "outsource",
+        evaluation: Evaluation,
+        hire: np.ndarray,
+        reason: np.ndarray,
+        exploration: np.ndarray | None = None,
+        confidence: np.ndarray | None = None,
+        estimate: str = "",
+    ) -> Choice:
+        """Assemble a Choice, reading score, cost and confidence of the hires from `evaluation`, and settle the
+        problems with no eligible candidate (local, or the most compatible contractor when local is impossible)."""
+        batch = len(hire)
+        rows = np.arange(batch)
+        problem = evaluation.problem
+        c = problem.candidates
+        empty = ~evaluation.eligible.any(axis=1)
+        available = c.available.any(axis=1)
+        forced = empty & ~problem.local_available & available
+        hire = np.where(empty, -1, hire)
+        reason = np.where(empty, np.where(available, NO_SKILLED, NO_CONTRACTORS), reason)
+        hire = np.where(forced, best_among(c.compatibility, c.available), hire)
+        reason = np.where(forced, FORCED, reason)
+        picked = np.maximum(hire, 0)
+        score = np.where(forced, 0.5, evaluation.scores[rows, picked])
+        own = evaluation.confidence[rows, picked] if confidence is None else confidence
+        exploration = np.zeros(batch, dtype=bool) if exploration is None else exploration & ~empty
+        out = hire >= 0
+        return Choice(
             strategy,
+            evaluation,
+            hire,
             reason,
-            contractor=candidates.ids[index],
-            skill=candidates.skills[index],
-            exploration=exploration,
-            confidence=float(evaluation.confidence[position] if confidence is None else confidence),
-            topsis_score=float(evaluation.scores[position]),
-            expected_external_cost=float(evaluation.matrix[position, 0]),
-            candidate_index=index,
-            evaluation=evaluation,
+            exploration & out,
+            np.where(out, own, np.nan),
+            np.where(out, score, np.nan),
+            np.where(out, evaluation.matrix[rows, picked, 0], np.nan),
+            estimate,
         )
 
-    def affordable(self, evaluation: Evaluation, cost: np.ndarray) -> np.ndarray:
-        """Positions whose expected all-in external cost beats doing the work locally (the rational guard);
-        every position when the client cannot do the work itself or the guard is off."""
-        problem = evaluation.problem
-        if not self.config.rational_guard or not problem.local.available:
-            return np.arange(len(cost))
-        return np.flatnonzero(cost < problem.expected_local_cost)
 
-    def no_candidate(self, evaluation: Evaluation, strategy: str) -> Decision | None:
-        """The answer when no candidate passes θ_skill: local, or, when the client cannot do the work, the most
-        compatible contractor regardless."""
-        if len(evaluation.eligible):
-            return None
-        problem = evaluation.problem
-        if problem.local.available or len(problem.candidates) == 0:
-            reason = "no contractor passes the skill threshold" if len(problem.candidates) else "no contractors"
-            return self.local(evaluation, strategy, reason)
-        best = np.array([int(np.argmax(problem.candidates.compatibility))])
-        forced = self.evaluate(problem, rows=best)
-        return self.hire(
-            forced,
-            strategy,
-            0,
-            "cannot run locally; no contractor passes the skill threshold, hiring the most compatible one",
-        )
+def outcome_reward(success: bool, actual_cost: float, local_cost: float) -> float:
+    """The reward of eq. (13): the share of the local cost saved, −1 for a failure."""
+    return (local_cost - actual_cost) / local_cost if success and local_cost > 0 else -1.0
 
 
 # ================================================================ strategies
@@ -527,37 +688,34 @@ class LocalOnly:
 
     name = "local-only"
 
-    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Decision:
-        return engine.local(evaluation, self.name, "baseline: always local")
+    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
+        batch = evaluation.scores.shape[0]
+        choice = engine.choice(self.name, evaluation, np.full(batch, -1), np.full(batch, ALWAYS_LOCAL))
+        choice.hire[:] = -1  # even where local is impossible: the baseline does not hire
+        choice.reason[:] = ALWAYS_LOCAL
+        return choice
 
 
-def _paper_rule(evaluation: Evaluation, engine: DecisionEngine, name: str) -> Decision:
+def _paper_rule(evaluation: Evaluation, engine: DecisionEngine, name: str) -> Choice:
     """Listing 1: OUTSOURCE(best) if TOPSIS_best > τ and confidence > ρ_min, else LOCAL (plus the guard)."""
-    if (forced := engine.no_candidate(evaluation, name)) is not None:
-        return forced
-    config = engine.config
-    best = int(np.argmax(evaluation.scores))
-    score, confidence = evaluation.scores[best], evaluation.confidence[best]
-    if score <= config.topsis_threshold or confidence <= config.confidence_threshold:
-        if not evaluation.problem.local.available:
-            return engine.hire(evaluation, name, best, "cannot run locally: hiring the TOPSIS best")
-        return engine.local(
-            evaluation,
-            name,
-            f"TOPSIS best {score:.3f} (τ {config.topsis_threshold}) or confidence "
-            f"{confidence:.3f} (ρ_min {config.confidence_threshold}) too low",
-        )
-    if best not in engine.affordable(evaluation, evaluation.matrix[:, 0]):
-        return engine.local(
-            evaluation, name, "rational guard: the best contractor's expected all-in cost exceeds the local cost"
-        )
-    return engine.hire(evaluation, name, best, f"TOPSIS {score:.3f} > τ and confidence {confidence:.3f} > ρ_min")
+    config, problem = engine.config, evaluation.problem
+    rows = np.arange(evaluation.scores.shape[0])
+    best = best_among(evaluation.scores, evaluation.eligible)
+    picked = np.maximum(best, 0)
+    low = (evaluation.scores[rows, picked] <= config.topsis_threshold) | (
+        evaluation.confidence[rows, picked] <= config.confidence_threshold
+    )
+    local_ok = problem.local_available
+    afford = engine.affordable(problem, evaluation.matrix[..., 0])[rows, picked]
+    hire = np.where((low & ~local_ok) | (~low & afford), best, -1)
+    reason = np.select([low & local_ok, low, ~afford], [BELOW_THRESHOLDS, CANNOT_LOCAL, GUARD], PAPER_HIRE)
+    return engine.choice(name, evaluation, hire, reason)
 
 
 class PaperDeterministic:
     name = "paper-deterministic"
 
-    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Decision:
+    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         return _paper_rule(evaluation, engine, self.name)
 
 
@@ -569,51 +727,42 @@ class PaperEpsilonGreedy:
 
     name = "paper-epsilon-greedy"
 
-    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Decision:
-        problem, config = evaluation.problem, engine.config
-        if len(problem.candidates) and engine.rng.random() < config.epsilon:
-            safe = np.flatnonzero(problem.candidates.p_security <= config.max_security_risk)
-            if len(safe):
-                pick = int(engine.rng.choice(safe))
-                single = engine.evaluate(problem, rows=np.array([pick]))
-                c = problem.candidates
-                a, b = c.success_a[pick], c.success_b[pick]
-                information = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))) * problem.value_at_stake
-                # (20) V_exploration = C_external + λ × I_learning (learning credited against the cost)
-                value = single.matrix[0, 0] - config.exploration_lambda * information
-                if len(engine.affordable(single, np.array([value]))):
-                    return engine.hire(
-                        single,
-                        self.name,
-                        0,
-                        "ε-exploration",
-                        exploration=True,
-                        confidence=config.exploration_confidence,
-                    )
-        return _paper_rule(evaluation, engine, self.name)
+    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
+        config, problem = engine.config, evaluation.problem
+        c = problem.candidates
+        batch = evaluation.scores.shape[0]
+        rows = np.arange(batch)
+        explore = engine.rng.random(batch) < config.epsilon
+        safe = c.available & (c.p_security <= config.max_security_risk)
+        pick = np.argmax(np.where(safe, engine.rng.random(safe.shape), -1.0), axis=1)
+        a, b = c.success_a[rows, pick], c.success_b[rows, pick]
+        information = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))) * problem.column(problem.value_at_stake)
+        # (20) V_exploration = C_external + λ × I_learning (learning credited against the cost)
+        value = evaluation.matrix[rows, pick, 0] - config.exploration_lambda * information
+        explore &= safe.any(axis=1) & engine.affordable(problem, value[:, None])[:, 0]
+        base = _paper_rule(evaluation, engine, self.name)
+        if not explore.any():
+            return base
+        base.hire = np.where(explore, pick, base.hire)
+        base.reason = np.where(explore, EXPLORE, base.reason)
+        base.exploration = base.exploration | explore
+        base.confidence = np.where(explore, config.exploration_confidence, base.confidence)
+        base.score = np.where(explore, 0.5, base.score)  # TOPSIS over the one explored contractor
+        base.cost = np.where(explore, evaluation.matrix[rows, pick, 0], base.cost)
+        return base
 
 
 def _choose_by_estimate(
-    evaluation: Evaluation, engine: DecisionEngine, name: str, reliability: np.ndarray, what: str
-) -> Decision:
+    evaluation: Evaluation, engine: DecisionEngine, name: str, reliability: np.ndarray, estimate: str
+) -> Choice:
     """Re-evaluate the eligible candidates with `reliability` (optimistic or sampled), keep those the guard
     allows, hire the TOPSIS best; marked exploration when it differs from the choice under posterior means."""
-    if (forced := engine.no_candidate(evaluation, name)) is not None:
-        return forced
-    estimate = engine.evaluate(evaluation.problem, reliability=reliability, rows=evaluation.eligible)
-    allowed = engine.affordable(estimate, estimate.matrix[:, 0])
-    if len(allowed) == 0:
-        return engine.local(estimate, name, f"rational guard: no contractor's {what} expected cost beats local")
-    position = int(allowed[np.argmax(estimate.scores[allowed])])
-    greedy_allowed = engine.affordable(evaluation, evaluation.matrix[:, 0])
-    greedy = int(greedy_allowed[np.argmax(evaluation.scores[greedy_allowed])]) if len(greedy_allowed) else None
-    return engine.hire(
-        estimate,
-        name,
-        position,
-        f"TOPSIS best by {what} reliability among contractors that beat the local cost",
-        exploration=position != greedy,
-    )
+    problem = evaluation.problem
+    estimated = engine.evaluate(problem, reliability=reliability, eligible=evaluation.eligible)
+    pick = best_among(estimated.scores, estimated.eligible & engine.affordable(problem, estimated.matrix[..., 0]))
+    greedy = best_among(evaluation.scores, evaluation.eligible & engine.affordable(problem, evaluation.matrix[..., 0]))
+    reason = np.where(pick >= 0, ESTIMATE_HIRE, GUARD_ESTIMATE)
+    return engine.choice(name, estimated, pick, reason, exploration=(pick >= 0) & (pick != greedy), estimate=estimate)
 
 
 class UCB1:
@@ -622,18 +771,16 @@ class UCB1:
 
     name = "ucb1"
 
-    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Decision:
+    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         c = evaluation.problem.candidates
-        rows = evaluation.eligible
-        hires = c.hires[rows]
-        total = max(float(c.hires.sum()), 1.0)
+        total = np.maximum(c.hires.sum(axis=1, keepdims=True), 1.0)
         bonus = np.divide(
-            engine.config.ucb_exploration * math.sqrt(math.log(total + 1.0)),
-            np.sqrt(hires),
-            out=np.full(len(rows), np.inf),
-            where=hires > 0,
+            engine.config.ucb_exploration * np.sqrt(np.log(total + 1.0)),
+            np.sqrt(c.hires),
+            out=np.full(c.hires.shape, np.inf),
+            where=c.hires > 0,
         )
-        optimistic = np.minimum(c.reliability[rows] + bonus, 1.0)
+        optimistic = np.minimum(c.reliability + bonus, 1.0)
         return _choose_by_estimate(evaluation, engine, self.name, optimistic, "optimistic (UCB1)")
 
 
@@ -642,10 +789,9 @@ class ThompsonSampling:
 
     name = "thompson"
 
-    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Decision:
+    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         c = evaluation.problem.candidates
-        rows = evaluation.eligible
-        sampled = engine.rng.beta(c.success_a[rows], c.success_b[rows]) if len(rows) else np.zeros(0)
+        sampled = engine.rng.beta(c.success_a, c.success_b)
         return _choose_by_estimate(evaluation, engine, self.name, sampled, "sampled (Thompson)")
 
 
@@ -655,19 +801,17 @@ class Oracle:
 
     name = "oracle"
 
-    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Decision:
+    def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         problem = evaluation.problem
         if problem.true_reliability is None:
             raise DecisionError("the oracle needs the true reliabilities")
-        if (forced := engine.no_candidate(evaluation, self.name)) is not None:
-            return forced
-        truth = engine.evaluate(
-            problem, reliability=np.asarray(problem.true_reliability)[evaluation.eligible], rows=evaluation.eligible
-        )
-        best = int(np.argmin(truth.matrix[:, 0]))
-        if problem.local.available and truth.matrix[best, 0] >= problem.expected_local_cost:
-            return engine.local(truth, self.name, "local is cheapest in hindsight")
-        return engine.hire(truth, self.name, best, "cheapest in hindsight")
+        truth = np.broadcast_to(np.asarray(problem.true_reliability, dtype=np.float64), evaluation.scores.shape)
+        known = engine.evaluate(problem, reliability=truth, eligible=evaluation.eligible)
+        rows = np.arange(len(truth))
+        best = best_among(-known.matrix[..., 0], known.eligible)
+        cheaper = known.matrix[rows, np.maximum(best, 0), 0] < problem.expected_local_cost
+        hire = np.where(cheaper | ~problem.local_available, best, -1)
+        return engine.choice(self.name, known, hire, np.where(hire >= 0, ORACLE_HIRE, ORACLE_LOCAL))
 
 
 STRATEGIES: dict[str, type] = {

@@ -276,9 +276,65 @@ def test_guard_never_outsources_at_a_higher_expected_cost(rows, local_cost, loca
     if name == "paper-epsilon-greedy" and decision.exploration:
         c = p.candidates
         i = decision.candidate_index
-        a, b = c.success_a[i], c.success_b[i]
+        a, b = c.success_a[0, i], c.success_b[0, i]
         credit = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))) * p.value_at_stake  # eq. (20)
-        assert decision.expected_external_cost - credit < p.expected_local_cost
+        assert decision.expected_external_cost - credit < p.expected_local_cost[0]
     else:
-        assert decision.expected_external_cost < p.expected_local_cost
+        assert decision.expected_external_cost < p.expected_local_cost[0]
     assert name != LocalOnly.name
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 7),
+    st.integers(0, 1000),
+    st.sampled_from(["paper-deterministic", "ucb1", "oracle"]),
+)
+def test_a_batch_decides_each_problem_as_if_alone(batch, n, seed, name):
+    """The simulator decides a market step as one batch; the client decides one problem: same answers."""
+    rng = np.random.default_rng(seed)
+
+    def arrays(low, high):
+        return rng.uniform(low, high, (batch, n))
+
+    fields = dict(
+        compatibility=arrays(0.5, 1.0),
+        price=arrays(0.1, 20),
+        latency_s=arrays(1, 300),
+        p_security=arrays(0, 0.1),
+        p_quality=arrays(0, 0.1),
+        overhead=arrays(0, 2),
+        success_a=arrays(1, 20),
+        success_b=arrays(1, 20),
+        good_decisions=np.zeros((batch, n)),
+        hires=rng.integers(0, 5, (batch, n)).astype(float),
+    )
+    fields["good_decisions"] = np.minimum(fields["hires"], rng.integers(0, 5, (batch, n)))
+    local = dict(
+        cost=rng.uniform(0.1, 30, batch),
+        latency=rng.uniform(1, 300, batch),
+        failure=rng.uniform(0, 0.3, batch),
+        available=rng.random(batch) < 0.8,
+    )
+    value, deadline, truth = rng.uniform(1, 50, batch), rng.uniform(30, 600, batch), rng.uniform(0.3, 1, (batch, n))
+    ids = [f"c{i}" for i in range(n)]
+
+    def problem(rows):
+        return Problem(
+            value_usd=value[rows],
+            value_at_stake=value[rows],
+            local=LocalOption(
+                local["cost"][rows], local["latency"][rows], local["failure"][rows], local["available"][rows]
+            ),
+            candidates=Candidates(ids, ["s"] * n, **{k: v[rows] for k, v in fields.items()}),
+            deadline_s=deadline[rows],
+            true_reliability=truth[rows],
+        )
+
+    together = DecisionEngine(make_strategy(name)).choose(problem(np.arange(batch)))
+    for row in range(batch):
+        alone = DecisionEngine(make_strategy(name)).choose(problem(np.array([row])))
+        assert alone.hire[0] == together.hire[row]
+        assert alone.reason[0] == together.reason[row]
+        np.testing.assert_allclose(alone.cost[0], together.cost[row])
