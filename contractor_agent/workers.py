@@ -158,16 +158,12 @@ class LLMSettings:
     timeout_s: float = 120.0
 
 
-class OpenAIChatWorker:
-    """Chat completions through the `openai` SDK; streams, so that a cancelled task stops the generation."""
+class HostedModelWorker:
+    """What the SDK workers share: one SDK client per worker, built from the settings, closed with the worker."""
 
-    name = "llm"
-
-    def __init__(self, settings: LLMSettings) -> None:
-        from openai import AsyncOpenAI
-
+    def __init__(self, settings: LLMSettings, client_class: Any) -> None:
         self.settings = settings
-        self._client = AsyncOpenAI(
+        self._client = client_class(
             base_url=settings.base_url,
             api_key=settings.api_key or "not-needed",
             timeout=settings.timeout_s,
@@ -176,6 +172,17 @@ class OpenAIChatWorker:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+class OpenAIChatWorker(HostedModelWorker):
+    """Chat completions through the `openai` SDK; streams, so that a cancelled task stops the generation."""
+
+    name = "llm"
+
+    def __init__(self, settings: LLMSettings) -> None:
+        from openai import AsyncOpenAI
+
+        super().__init__(settings, AsyncOpenAI)
 
     async def run(self, request: WorkRequest) -> WorkResult:
         from openai import OpenAIError
@@ -217,7 +224,7 @@ class OpenAIChatWorker:
         return WorkResult(artifacts=[text_artifact("answer", text)], usage=usage, summary="answered")
 
 
-class AnthropicWorker:
+class AnthropicWorker(HostedModelWorker):
     """Messages through the `anthropic` SDK."""
 
     name = "anthropic"
@@ -225,16 +232,7 @@ class AnthropicWorker:
     def __init__(self, settings: LLMSettings) -> None:
         from anthropic import AsyncAnthropic
 
-        self.settings = settings
-        self._client = AsyncAnthropic(
-            base_url=settings.base_url,
-            api_key=settings.api_key or "not-needed",
-            timeout=settings.timeout_s,
-            max_retries=1,
-        )
-
-    async def close(self) -> None:
-        await self._client.close()
+        super().__init__(settings, AsyncAnthropic)
 
     async def run(self, request: WorkRequest) -> WorkResult:
         from anthropic import AnthropicError

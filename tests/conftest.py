@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -249,3 +253,24 @@ def make_client(tmp_path, embedder, local_llm) -> Iterator:
 
 def subtask(skill: str, description: str, **extra) -> dict:
     return {"skill": skill, "description": description, "required_skills": [f"skill:{skill}"], **extra}
+
+
+def spawn(*args: str, llm: LLMSettings | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Run `coalesce ARGS` in its own process, as a user would; returns it and the URL it printed first."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if llm is not None:
+        env.update(COALESCE_LLM_BASE_URL=llm.base_url or "", COALESCE_LLM_MODEL=llm.model)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coalesce.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+    if match is None:
+        process.kill()
+        raise AssertionError(f"no URL in {line!r}")
+    return process, match.group(1)

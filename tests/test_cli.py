@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,33 +10,12 @@ import time
 
 import httpx
 
-from tests.conftest import CARDS, rpc
+from tests.conftest import CARDS, rpc, spawn
 
 
 def test_contractor_serve_binds_a_free_port_and_stops_cleanly_on_sigterm():
-    command = [
-        sys.executable,
-        "-m",
-        "coalesce.cli",
-        "contractor",
-        "serve",
-        "--card",
-        str(CARDS / "cpu_optimised.json"),
-        "--port",
-        "0",
-    ]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, url = spawn("contractor", "serve", "--card", str(CARDS / "cpu_optimised.json"), "--port", "0")
     try:
-        line = process.stdout.readline()
-        match = re.search(r"at (http://127\.0\.0\.1:(\d+)/)", line)
-        assert match, line
-        url = match.group(1)
         card = httpx.get(url + ".well-known/agent.json", timeout=10).json()
         assert card["url"] == url and card["name"] == "CPU Optimised"
         params = {
@@ -74,16 +51,7 @@ def test_contractor_serve_reports_a_bad_card_clearly(tmp_path):
 
 
 def test_client_serve_registers_its_contractors_at_start(cpu_contractor: str, local_llm, tmp_path):
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "COALESCE_LLM_BASE_URL": local_llm.base_url,
-        "COALESCE_LLM_MODEL": local_llm.model,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "coalesce.cli",
+    process, url = spawn(
         "client",
         "serve",
         "--port",
@@ -92,10 +60,9 @@ def test_client_serve_registers_its_contractors_at_start(cpu_contractor: str, lo
         f"sqlite:///{tmp_path}/c.db",
         "--contractor",
         cpu_contractor,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        llm=local_llm,
+    )
     try:
-        url = re.search(r"at (http://127\.0\.0\.1:\d+/)", process.stdout.readline()).group(1)
         deadline = time.monotonic() + 60
         contractors: list = []
         while not contractors:

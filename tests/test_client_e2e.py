@@ -4,17 +4,14 @@ real SQLite ledger."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from contractor_agent.workers import LLMSettings
-from tests.conftest import CARDS, PORTFOLIO, RISK, StartContractor, card_named, rpc, subtask
+from tests.conftest import CARDS, PORTFOLIO, RISK, StartContractor, card_named, rpc, spawn, subtask
 
 
 def test_client_hires_contractors_verifies_and_pays(
@@ -111,30 +108,8 @@ def contractor_process(local_llm: LLMSettings) -> Iterator:
     processes: list[subprocess.Popen] = []
 
     def start(card: str) -> tuple[str, subprocess.Popen]:
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "COALESCE_LLM_BASE_URL": local_llm.base_url,
-            "COALESCE_LLM_MODEL": local_llm.model,
-        }
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "coalesce.cli",
-                "contractor",
-                "serve",
-                "--card",
-                str(CARDS / f"{card}.json"),
-                "--port",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        process, url = spawn("contractor", "serve", "--card", str(CARDS / f"{card}.json"), "--port", "0", llm=local_llm)
         processes.append(process)
-        url = re.search(r"at (http://\S+/)", process.stdout.readline()).group(1)
         return url, process
 
     yield start
