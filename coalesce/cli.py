@@ -93,6 +93,18 @@ def run_demo(args: argparse.Namespace) -> int:
     return demo_main()
 
 
+def simulate(args: argparse.Namespace) -> int:
+    from simulator.experiments import main as run_preset
+
+    result = run_preset(args.preset, Path(args.out), args.runs, args.workers)
+    print(result["table"])
+    print(
+        f"{len(result['rows'])} rows in {result['seconds']:.1f} s; written to {args.out}: results.csv, results.md, "
+        + ", ".join(p.name for p in result["figures"])
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coalesce", description=__doc__)
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
@@ -135,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     llm_server.add_argument("--host", default="127.0.0.1")
     llm_server.add_argument("--port", type=int, default=None)
     llm_server.set_defaults(run=llm_serve)
+
+    sim = commands.add_parser("simulate", help="run the market simulator's experiments")
+    sim.add_argument("--preset", required=True, choices=["paper-table1", "reference-market", "sensitivity", "smoke"])
+    sim.add_argument("--out", required=True, help="a folder for results.csv, results.md and the plots")
+    sim.add_argument("--runs", type=int, default=20, help="runs per configuration (default 20, as the paper)")
+    sim.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core)")
+    sim.set_defaults(run=simulate)
 
     demo = commands.add_parser("demo", help="start local contractors and run real tasks through them over A2A")
     demo.set_defaults(run=run_demo)

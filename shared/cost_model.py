@@ -112,18 +112,19 @@ def internal_cost(task: TaskProfile, hardware: HardwareProfile, queue: Iterable[
     return InternalCost(compute, memory, energy, opportunity_cost(queue, t_exec), depreciation, t_exec)
 
 
-def dynamic_price(
-    base_usd: float, alpha: float, demand: float, available: float, total: float, complexity: float = 1.0
-) -> float:
-    """P_j(T): a contractor's price under load.
+def dynamic_price(base_usd: Any, alpha: Any, demand: Any, available: Any, total: Any, complexity: Any = 1.0) -> Any:
+    """P_j(T): a contractor's price under load (floats or numpy arrays, which broadcast).
 
     demand = tasks running or waiting, available = free worker slots, total = all slots. An idle contractor
     quotes P_base (1 - alpha); a saturated one with a queue quotes more than P_base.
     """
-    if total <= 0:
+    if np.any(np.asarray(total) <= 0):
         raise ValueError("total capacity must be positive")
     # (7) P_j(T) = P_base × (1 + α × (D_current − S_available) / S_total) × β_complexity(T)
-    return max(0.0, base_usd * (1.0 + alpha * (demand - available) / total) * complexity)
+    price = np.maximum(
+        0.0, np.asarray(base_usd) * (1.0 + np.asarray(alpha) * (np.asarray(demand) - available) / total) * complexity
+    )
+    return float(price) if np.ndim(price) == 0 else price
 
 
 def usage_charge(price: Price, input_tokens: int, output_tokens: int, compute_seconds: float) -> float:

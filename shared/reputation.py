@@ -8,8 +8,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 SECONDS_PER_MONTH = 30 * 24 * 3600.0
+
+
+def decay_factor(elapsed_s: Any, decay_per_month: float) -> Any:
+    """How much of a piece of evidence remains after `elapsed_s` seconds (floats or numpy arrays)."""
+    return np.exp(-decay_per_month * np.maximum(elapsed_s, 0.0) / SECONDS_PER_MONTH)
 
 
 def paper_reliability(
@@ -43,7 +51,7 @@ class Evidence:
     def decayed(self, at: float, decay_per_month: float) -> tuple[float, float]:
         if self.updated_at is None:
             return 0.0, 0.0
-        factor = math.exp(-decay_per_month * max(0.0, at - self.updated_at) / SECONDS_PER_MONTH)
+        factor = float(decay_factor(at - self.updated_at, decay_per_month))
         return self.successes * factor, self.failures * factor
 
     def record(self, success: bool, at: float, decay_per_month: float) -> None:

@@ -135,6 +135,13 @@ class CompatibilityWeights:
     jaccard: bool = False  # True: the paper's Jaccard; False: coverage (see `coverage`)
 
 
+def compatibility(
+    ontological: np.ndarray, embedding: np.ndarray, performance: np.ndarray, weights: CompatibilityWeights
+) -> np.ndarray:
+    # (12) Compatibility = α S_ontological + β S_embedding + γ S_performance
+    return weights.ontological * ontological + weights.embedding * embedding + weights.performance * performance
+
+
 @dataclass
 class SkillMatches:
     """Per indexed skill row: the three similarities and the compatibility of eq. (12)."""
@@ -205,16 +212,13 @@ class SkillIndex:
         performance = np.full(rows, 0.5) if performance is None else np.asarray(performance, dtype=np.float64)
         if performance.shape != (rows,):
             raise ValueError(f"performance needs one value per indexed skill ({rows})")
-        w = self.weights
-        # (12) Compatibility = α S_ontological + β S_embedding + γ S_performance
-        compatibility = w.ontological * ontological + w.embedding * embedding + w.performance * performance
         return SkillMatches(
             contractor_ids=[p.contractor_id for p in self._profiles],
             skill_ids=[p.skill_id for p in self._profiles],
             ontological=ontological,
             embedding=embedding,
             performance=performance,
-            compatibility=compatibility,
+            compatibility=compatibility(ontological, embedding, performance, self.weights),
         )
 
     def _ontological(self, requirement: SkillRequirement, rows: int) -> np.ndarray:

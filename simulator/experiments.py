@@ -1,0 +1,243 @@
+"""Presets of runs, run in parallel processes, written as CSV, a Markdown table and PNG plots.
+
+coalesce simulate --preset paper-table1 --out results/ [--runs 20] [--workers N]
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from simulator.run import RunConfig, metrics, regret_series, simulate
+
+OURS = ("local-only", "paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "oracle")
+DURATIONS = (1, 3, 5, 7, 10, 14, 20, 25, 30)
+SCALES = (5, 10, 15, 20, 25, 30, 40, 50)
+COLUMNS = (
+    "config",
+    "strategy",
+    "run",
+    "seed",
+    "cost_reduction",
+    "time_savings",
+    "outsourcing_rate",
+    "exploration_rate",
+    "success_rate",
+    "regret",
+    "mean_topsis",
+    "throughput",
+    "tasks",
+    "market",
+    "clients",
+    "contractors",
+    "days",
+)
+SWEEPS = {
+    "epsilon": ("decision", "epsilon", (0.05, 0.1, 0.25)),
+    "theta_skill": ("decision", "skill_threshold", (0.5, 0.7, 0.9)),
+    "beta": ("decision", "market_beta", (0.3, 0.7, 0.9)),
+    "alpha": ("decision", "correlation_alpha", (0.1, 0.3, 0.5)),
+}
+# The paper's Table I and text, for the README's side-by-side table (fractions).
+PAPER_CLAIMS = {"cost_reduction": (0.418, 0.105), "time_savings": (0.435, 0.041), "outsourcing_rate": (0.33, None)}
+
+
+def preset(name: str) -> list[RunConfig]:
+    """The configurations of a preset (one run each; `expand` makes the runs)."""
+    if name == "paper-table1":
+        durations = [RunConfig(f"duration-{d}d", days=d) for d in DURATIONS]
+        scales = [RunConfig(f"scale-{c}c", clients=c, contractors=2 * c, days=7) for c in SCALES]
+        return durations + scales
+    if name == "reference-market":
+        return [RunConfig("reference-7d", market="reference", days=7, strategies=(*OURS, "reference-code"))]
+    if name == "sensitivity":
+        configs = []
+        for sweep, (group, key, values) in SWEEPS.items():
+            for value in values:
+                configs.append(
+                    RunConfig(
+                        f"{sweep}={value}",
+                        days=7,
+                        strategies=("paper-epsilon-greedy", "ucb1", "thompson", "oracle"),
+                        **{group: {key: value}},
+                    )
+                )
+        return configs
+    if name == "smoke":
+        return [
+            RunConfig("smoke-2d", clients=3, contractors=6, days=2),
+            RunConfig(
+                "smoke-reference",
+                market="reference",
+                clients=15,
+                contractors=12,
+                days=2,
+                strategies=(*OURS, "reference-code"),
+            ),
+        ]
+    raise ValueError(f"unknown preset {name!r}; known: paper-table1, reference-market, sensitivity, smoke")
+
+
+def expand(configs: list[RunConfig], runs: int, base_seed: int = 2025) -> list[RunConfig]:
+    """Every configuration `runs` times; run r has the same seed in every configuration (same market draws)."""
+    return [replace(config, run=r, seed=base_seed + r) for config in configs for r in range(runs)]
+
+
+def run_one(config: RunConfig) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    tallies = simulate(config)
+    return metrics(config, tallies), regret_series(tallies)
+
+
+def run_all(
+    configs: list[RunConfig],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[list[float]]]]]:
+    rows: list[dict[str, Any]] = []
+    series: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
+    # the longest runs first, so that the pool ends together
+    ordered = sorted(configs, key=lambda c: -c.days * c.clients * len(c.strategies))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_one, config): config for config in ordered}
+        for done, future in enumerate(as_completed(futures), 1):
+            result_rows, regrets = future.result()
+            rows.extend(result_rows)
+            for strategy, values in regrets.items():
+                series[futures[future].name][strategy].append(values)
+            if progress is not None:
+                progress(done, len(futures))
+    order = {name: i for i, name in enumerate((*OURS, "reference-code"))}
+    rows.sort(key=lambda r: (_config_order(r["config"]), order.get(r["strategy"], 99), r["run"]))
+    return rows, series
+
+
+def summarise(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """(config, strategy) -> mean, standard deviation, count of `key` over runs (NaN values skipped)."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in rows:
+        value = row[key]
+        if not (isinstance(value, float) and math.isnan(value)):
+            groups[(row["config"], row["strategy"])].append(float(value))
+    out = {}
+    for group, values in groups.items():
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        out[group] = (mean, std, len(values))
+    return out
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    metrics_shown = ("cost_reduction", "time_savings", "outsourcing_rate", "exploration_rate", "success_rate", "regret")
+    tables = {key: summarise(rows, key) for key in metrics_shown}
+    configs = sorted({r["config"] for r in rows}, key=_config_order)
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    lines = [
+        "| config | strategy | runs | cost reduction | time savings | outsourcing | exploration | success | regret |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for config in configs:
+        for strategy in strategies:
+            if (config, strategy) not in tables["cost_reduction"]:
+                continue
+            cells = []
+            for key in metrics_shown:
+                mean, std, _ = tables[key].get((config, strategy), (float("nan"), 0.0, 0))
+                cells.append("-" if math.isnan(mean) else f"{mean:.1%} ± {std:.1%}")
+            runs = tables["cost_reduction"][(config, strategy)][2]
+            lines.append(f"| {config} | {strategy} | {runs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _config_order(name: str) -> tuple[str, float]:
+    prefix, _, rest = name.partition("-")
+    digits = "".join(ch for ch in rest if ch.isdigit() or ch == ".")
+    return prefix, float(digits) if digits else 0.0
+
+
+def plots(rows: list[dict[str, Any]], series: dict[str, dict[str, list[list[float]]]], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    means = summarise(rows, "cost_reduction")
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    for prefix, label, file in (
+        ("duration", "simulated days", "cost_by_duration.png"),
+        ("scale", "clients (2 contractors per client)", "cost_by_scale.png"),
+    ):
+        configs = sorted({c for c, _ in means if c.startswith(prefix + "-")}, key=_config_order)
+        if not configs:
+            continue
+        x = [_config_order(c)[1] for c in configs]
+        figure, axis = plt.subplots(figsize=(7, 4.2))
+        for strategy in strategies:
+            points = [means.get((c, strategy)) for c in configs]
+            if all(p is not None for p in points):
+                axis.errorbar(
+                    x, [p[0] for p in points], yerr=[p[1] for p in points], marker="o", capsize=3, label=strategy
+                )
+        axis.set_xlabel(label)
+        axis.set_ylabel("cost reduction vs all-local")
+        axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(out / file, dpi=120)
+        plt.close(figure)
+        made.append(out / file)
+    if series:
+        name = "duration-30d" if "duration-30d" in series else sorted(series)[0]
+        figure, axis = plt.subplots(figsize=(7, 4.2))
+        for strategy, runs in series[name].items():
+            length = min(len(r) for r in runs)
+            mean = [sum(r[i] for r in runs) / len(runs) for i in range(length)]
+            axis.plot(range(1, length + 1), mean, label=strategy)
+        axis.set_xlabel("day")
+        axis.set_ylabel("cumulative regret vs the oracle (share of all-local cost)")
+        axis.set_title(name)
+        axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(out / "regret_over_time.png", dpi=120)
+        plt.close(figure)
+        made.append(out / "regret_over_time.png")
+    return made
+
+
+def main(preset_name: str, out: Path, runs: int, workers: int | None = None, quiet: bool = False) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    configs = expand(preset(preset_name), runs)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    started = time.perf_counter()
+    with Progress(
+        TextColumn(f"simulating {preset_name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=quiet
+    ) as bar:
+        job = bar.add_task("runs", total=len(configs))
+        rows, series = run_all(configs, workers, lambda done, total: bar.update(job, completed=done))
+    seconds = time.perf_counter() - started
+    write_csv(rows, out / "results.csv")
+    table = markdown(rows)
+    (out / "results.md").write_text(f"# {preset_name}: {runs} runs per configuration, {seconds:.1f} s\n\n{table}")
+    figures = plots(rows, series, out)
+    return {"rows": rows, "seconds": seconds, "table": table, "figures": figures}
