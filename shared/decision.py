@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -317,7 +318,7 @@ class Problem:
         stake = (self.column(self.value_usd) * self.column(self.urgency)).reshape(shape)
         return np.asarray(latency_penalty(latency_s, deadline, stake, 1.0))
 
-    @property
+    @cached_property
     def expected_local_cost(self) -> np.ndarray:
         """C_internal plus the expected loss of a bad local result plus the local delay penalty, per problem."""
         delay = self.latency_penalty(self.column(self.local.latency_s))
@@ -327,7 +328,7 @@ class Problem:
             + delay
         )
 
-    @property
+    @cached_property
     def local_available(self) -> np.ndarray:
         return self.column(self.local.available, bool)
 

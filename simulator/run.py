@@ -101,7 +101,7 @@ class EngineAgent:
         )
         candidates = Candidates(
             ids=self.market.ids,
-            skills=list(TASK_TYPES[:1]) * len(self.market.ids),
+            skills=[self.market.type_names[k] for k in self.market.kind],
             compatibility=compatibility(step.ontological, step.embedding, reliability, self.weights),
             price=step.price,
             latency_s=step.latency_s,
