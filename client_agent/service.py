@@ -574,7 +574,7 @@ class ClientService:
         for r, contractor, quote in zip(rows, contractors, quotes, strict=True):
             if contractor is None or quote is None:
                 continue  # not answering: not a candidate this time
-            offer = self._offer(contractor.card, quote[0], profile, sensitivity, now)
+            offer = self._offer(contractor.card, quote[0], profile, sensitivity)
             if offer.price_usd * self.config.reserve_factor > budget:
                 continue
             offers[contractor.id] = offer
@@ -605,7 +605,7 @@ class ClientService:
         capacity = (load.get("maxConcurrent") or 0) + (load.get("maxQueued") or 0)
         return min(1.0, ((load.get("running") or 0) + (load.get("queued") or 0)) / capacity) if capacity else 0.25
 
-    def _offer(self, card: AgentCard, quote: float, profile: TaskProfile, sensitivity: str, now: float) -> Offer:
+    def _offer(self, card: AgentCard, quote: float, profile: TaskProfile, sensitivity: str) -> Offer:
         profile_block = card.coalesce
         price = profile_block.price if profile_block else None
         usage = 0.0

@@ -17,7 +17,7 @@ from contractor_agent.compute import Cancelled
 from contractor_agent.push import PushNotifier
 from contractor_agent.workers import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.cost_model import dynamic_price, usage_charge
-from shared.dialects import Dialect, agent_message
+from shared.dialects import Dialect
 from shared.protocol import (
     A2AError,
     AgentCard,
@@ -35,6 +35,7 @@ from shared.protocol import (
     TaskState,
     TaskStatus,
     TaskStatusUpdateEvent,
+    agent_message,
     can_transition,
     new_id,
 )

@@ -19,7 +19,6 @@ from shared.protocol import (
     A2AError,
     Artifact,
     ErrorCode,
-    FileContent,
     Message,
     Part,
     PushAuthentication,
@@ -385,23 +384,3 @@ def parse_send(params: dict[str, Any], dialect: Dialect) -> SendRequest:
         )
     except ValidationError as error:
         raise invalid_params(error) from None
-
-
-def agent_message(text: str | None = None, data: Any = None, **ids: Any) -> Message:
-    """An agent's message with a text and/or a data part."""
-    parts = ([Part.of_text(text)] if text is not None else []) + ([Part.of_data(data)] if data is not None else [])
-    return Message(role="agent", parts=parts, **ids)
-
-
-__all__ = [
-    "Dialect",
-    "FileContent",
-    "agent_message",
-    "check_version_header",
-    "parse_push_config",
-    "parse_send",
-    "render_event",
-    "render_push_config",
-    "render_send_result",
-    "render_task",
-]

@@ -211,6 +211,12 @@ class Message(A2AModel):
         return merged
 
 
+def agent_message(text: str | None = None, data: Any = None, **ids: Any) -> Message:
+    """An agent's message with a text and/or a data part."""
+    parts = ([Part.of_text(text)] if text is not None else []) + ([Part.of_data(data)] if data is not None else [])
+    return Message(role="agent", parts=parts, **ids)
+
+
 class TaskStatus(A2AModel):
     state: TaskState
     message: Message | None = None

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from hypothesis import settings
 
 from client_agent.app import create_app as create_client_app
 from client_agent.build import local_workers
@@ -28,6 +29,10 @@ from shared.local_llm import LocalLLMServer
 from shared.protocol import AgentCard
 from shared.serving import ServerThread, bind_socket
 from shared.skills import CachedEmbedder
+
+# Property tests explore the same examples on every run: a CI failure is reproducible, never a coin toss.
+settings.register_profile("coalesce", derandomize=True, deadline=None)
+settings.load_profile("coalesce")
 
 CARDS = Path(__file__).resolve().parent.parent / "agent_cards"
 CARD_NAMES = sorted(p.stem for p in CARDS.glob("*.json"))
