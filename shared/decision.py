@@ -149,7 +149,9 @@ class WeightLearner:
         self.weights = np.full(len(CRITERIA), 1.0 / len(CRITERIA))
 
     def update(self, chosen_goodness: np.ndarray, reward: float) -> np.ndarray:
-        gradient = float(np.clip(reward, -1.0, 1.0)) * (chosen_goodness - chosen_goodness.mean())
+        return self.step(float(np.clip(reward, -1.0, 1.0)) * (chosen_goodness - chosen_goodness.mean()))
+
+    def step(self, gradient: np.ndarray) -> np.ndarray:
         # (13) w_i(t) = w_i(t−1) + η ∇_w Q(s_t, a_t, w)
         self.weights = normalised(np.maximum(self.weights + self.learning_rate * gradient, self.floor))
         return self.weights
@@ -303,6 +305,7 @@ class Problem:
     deadline_s: Any = None  # None (or NaN) for no deadline
     urgency: Any = 0.5
     true_reliability: np.ndarray | None = None  # known to the oracle only, (B, n)
+    stream: Any = 0  # which learner's weights each problem uses (the simulator's run), (B,)
 
     @property
     def batch(self) -> int:
@@ -502,14 +505,24 @@ class DecisionEngine:
         config: DecisionConfig | None = None,
         seed: int = 0,
         reputation: ReputationBook | None = None,
+        streams: int = 1,
     ) -> None:
         self.strategy = strategy
         self.config = config or DecisionConfig()
         self.rng = np.random.default_rng(seed)
-        self.learner = WeightLearner(self.config.learning_rate)
+        # one set of learned weights per independent stream of problems (the simulator's runs); the client has one
+        self.learners = [WeightLearner(self.config.learning_rate) for _ in range(streams)]
         self.reputation = reputation or ReputationBook(ReputationConfig())
         self.hires: dict[str, int] = {}
         self.good_hires: dict[str, int] = {}
+
+    @property
+    def learner(self) -> WeightLearner:
+        return self.learners[0]
+
+    @learner.setter
+    def learner(self, learner: WeightLearner) -> None:
+        self.learners[0] = learner
 
     # -------------------------------------------------------------- one problem (the client)
 
@@ -593,7 +606,8 @@ class DecisionEngine:
             eligible = (c.compatibility >= self.config.skill_threshold) & c.available
         reliability = c.reliability if reliability is None else reliability
         matrix = criteria_matrix(problem, reliability)
-        weights = market_weights(problem.signals, self.learner.weights, self.config.market_beta, batch=c.batch)
+        historical = np.stack([learner.weights for learner in self.learners])[problem.column(problem.stream, np.int64)]
+        weights = market_weights(problem.signals, historical, self.config.market_beta, batch=c.batch)
         weights = masked_correlation_weights(matrix, weights, self.config.correlation_alpha, eligible)
         good_share = np.divide(c.good_decisions, c.hires, out=np.zeros(c.hires.shape), where=c.hires > 0)
         confidence = decision_confidence(good_share, c.hires, self.config.z)
@@ -619,12 +633,25 @@ class DecisionEngine:
             )
         return self.strategy.choose(evaluation, self)
 
-    def learn(self, evaluation: Evaluation, row: int, hired: int, reward: float) -> None:
-        """Weight learning (13) from one outcome of problem `row`, which hired candidate `hired`."""
-        eligible = evaluation.eligible[row]
-        if eligible.sum() < 2 or not eligible[hired]:
+    def learn(self, evaluation: Evaluation, rows: Any, hired: Any, rewards: Any) -> None:
+        """Weight learning (13) from outcomes: problem `rows[k]` hired candidate `hired[k]` and earned
+        `rewards[k]`. The outcomes of one stream are summed into one gradient step (one outcome: one step)."""
+        rows, hired, rewards = np.atleast_1d(rows), np.atleast_1d(hired), np.atleast_1d(rewards).astype(np.float64)
+        eligible = evaluation.eligible[rows]
+        usable = (eligible.sum(axis=1) >= 2) & eligible[np.arange(len(rows)), hired]
+        if not usable.any():
             return
-        self.learner.update(goodness(evaluation.matrix[row], eligible)[hired], reward)
+        rows, hired, rewards, eligible = rows[usable], hired[usable], rewards[usable], eligible[usable]
+        matrix = evaluation.matrix[rows]  # (k, n, 4)
+        low = np.where(eligible[..., None], matrix, np.inf).min(axis=1)
+        high = np.where(eligible[..., None], matrix, -np.inf).max(axis=1)
+        span = np.where(high - low > 1e-12, high - low, 1.0)
+        chosen = (matrix[np.arange(len(rows)), hired] - low) / span
+        value = np.where(BENEFIT, chosen, 1.0 - chosen)  # the goodness of the hired row on each criterion
+        gradient = np.clip(rewards, -1.0, 1.0)[:, None] * (value - value.mean(axis=1, keepdims=True))
+        streams = evaluation.problem.column(evaluation.problem.stream, np.int64)[rows]
+        for stream in np.unique(streams):
+            self.learners[int(stream)].step(gradient[streams == stream].sum(axis=0))
 
     # -------------------------------------------------------------- helpers for strategies
 
@@ -676,9 +703,12 @@ class DecisionEngine:
         )
 
 
-def outcome_reward(success: bool, actual_cost: float, local_cost: float) -> float:
-    """The reward of eq. (13): the share of the local cost saved, −1 for a failure."""
-    return (local_cost - actual_cost) / local_cost if success and local_cost > 0 else -1.0
+def outcome_reward(success: Any, actual_cost: Any, local_cost: Any) -> Any:
+    """The reward of eq. (13): the share of the local cost saved, −1 for a failure (floats or arrays)."""
+    success, actual, local = (np.asarray(v, dtype=np.float64) for v in (success, actual_cost, local_cost))
+    saved = (local - actual) / np.where(local > 0, local, 1.0)
+    reward = np.where((success > 0) & (local > 0), saved, -1.0)
+    return float(reward) if reward.ndim == 0 else reward
 
 
 # ================================================================ strategies

@@ -6,7 +6,6 @@ Time is in seconds (any epoch, as long as one book uses one); decay rates are pe
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,13 +133,17 @@ SENSITIVITY_WEIGHT = {"public": 0.1, "internal": 0.4, "confidential": 0.8, "rest
 CHANNEL_EXPOSURE = {"plaintext": 1.0, "tls": 0.5, "e2e": 0.1}
 
 
-def security_risk(breach_probabilities: Iterable[float], sensitivity: str = "internal", channel: str = "tls") -> float:
+def security_risk(breach_probabilities: Any, sensitivity: Any = "internal", channel: str = "tls") -> Any:
     """The chance that hiring leaks the task's data. Each breach path i (the contractor, the transport, the
     storage) has probability P_breach,i; what applies of it grows with the data's sensitivity and shrinks with
-    a protected channel (the paper says 'scaled', without factors: ours are the two tables above)."""
-    scale = SENSITIVITY_WEIGHT[sensitivity] * CHANNEL_EXPOSURE[channel]
-    survival = 1.0
-    for p in breach_probabilities:
-        survival *= 1.0 - min(max(p, 0.0), 1.0) * scale
+    a protected channel (the paper says 'scaled', without factors: ours are the two tables above).
+
+    `breach_probabilities` may be an array with the paths on its last axis; `sensitivity` a name, or an array of
+    names (or weights) that broadcasts against the other axes."""
+    names = np.asarray(sensitivity)
+    weight = np.vectorize(SENSITIVITY_WEIGHT.__getitem__)(names) if names.dtype.kind in "US" else names
+    scale = np.asarray(weight, dtype=np.float64) * CHANNEL_EXPOSURE[channel]
+    paths = np.clip(np.asarray(breach_probabilities, dtype=np.float64), 0.0, 1.0)
     # (15) Risk_security = 1 − Π_i (1 − P_breach,i)
-    return 1.0 - survival
+    risk = 1.0 - np.prod(1.0 - paths * scale[..., None], axis=-1)
+    return float(risk) if np.ndim(risk) == 0 else risk

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from simulator.run import RunConfig, metrics, regret_series, simulate
+from simulator.run import RunConfig, metrics, regret_series, simulate_runs
 
 OURS = ("local-only", "paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "oracle")
 DURATIONS = (1, 3, 5, 7, 10, 14, 20, 25, 30)
@@ -91,9 +91,9 @@ def expand(configs: list[RunConfig], runs: int, base_seed: int = 2025) -> list[R
     return [replace(config, run=r, seed=base_seed + r) for config in configs for r in range(runs)]
 
 
-def run_one(config: RunConfig) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
-    tallies = simulate(config)
-    return metrics(config, tallies), regret_series(tallies)
+def run_group(configs: list[RunConfig]) -> list[tuple[list[dict[str, Any]], dict[str, list[float]]]]:
+    """The runs of one configuration, simulated in lock step."""
+    return [(metrics(c, t), regret_series(t)) for c, t in zip(configs, simulate_runs(configs), strict=True)]
 
 
 def run_all(
@@ -103,17 +103,22 @@ def run_all(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[list[float]]]]]:
     rows: list[dict[str, Any]] = []
     series: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
-    # the longest runs first, so that the pool ends together
-    ordered = sorted(configs, key=lambda c: -c.days * c.clients * len(c.strategies))
+    groups: dict[str, list[RunConfig]] = defaultdict(list)
+    for config in configs:
+        groups[config.name].append(config)
+    # the longest configurations first, so that the pool ends together
+    ordered = sorted(groups.values(), key=lambda g: -g[0].days * g[0].clients * len(g[0].strategies))
+    done = 0
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_one, config): config for config in ordered}
-        for done, future in enumerate(as_completed(futures), 1):
-            result_rows, regrets = future.result()
-            rows.extend(result_rows)
-            for strategy, values in regrets.items():
-                series[futures[future].name][strategy].append(values)
+        futures = {pool.submit(run_group, group): group for group in ordered}
+        for future in as_completed(futures):
+            for config, (result_rows, regrets) in zip(futures[future], future.result(), strict=True):
+                rows.extend(result_rows)
+                for strategy, values in regrets.items():
+                    series[config.name][strategy].append(values)
+            done += len(futures[future])
             if progress is not None:
-                progress(done, len(futures))
+                progress(done, len(configs))
     order = {name: i for i, name in enumerate((*OURS, "reference-code"))}
     rows.sort(key=lambda r: (_config_order(r["config"]), order.get(r["strategy"], 99), r["run"]))
     return rows, series

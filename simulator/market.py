@@ -50,6 +50,10 @@ class Step:
     def __len__(self) -> int:
         return len(self.value)
 
+    def take(self, rows: np.ndarray) -> Step:
+        """The tasks selected by `rows` (a mask or indices)."""
+        return Step(**{name: getattr(self, name)[rows] for name in Step.__dataclass_fields__})
+
     def value_at_stake(self) -> np.ndarray:
         """What a failed hire costs: the local redo and the extra delay it brings."""
         return self.local_cost + latency_penalty(self.local_latency_s * 1.5, self.deadline_s, self.value, self.urgency)
@@ -105,6 +109,16 @@ class Market:
             self.reliability = np.array([self._type(k)["reliability"] for k in self.kind])
             self.availability = self.rng.uniform(0.6, 1.0, n)
         self.price_level = self.rng.uniform(0.9, 1.1, n)  # each instance's own price level, ±10 %
+        if self.name == "paper":  # per task type and contractor: how well its skills fit (static for a run)
+            self.fit = np.array(
+                [
+                    [
+                        np.array(self._type(k)["fit"][t]) * (t in self._type(k).get("only", TASK_TYPES))
+                        for k in self.kind
+                    ]
+                    for t in TASK_TYPES
+                ]
+            )
         quality_risk = 0.0 if self.name == "paper" else 0.01 + 0.05 * (1.0 - self.reliability)
         self.true_success = self.reliability * (1.0 - quality_risk)  # hidden from every strategy but the oracle
 
@@ -148,8 +162,7 @@ class Market:
         base = (exec_s / 3600.0 * hourly + fee) * self.price_level
         # eq. (7), as shares of capacity: demand 60 % at the mean, ±25 %; free slots follow availability
         price = dynamic_price(base, alpha, 0.6 * demand, share_free, 1.0) * rng.uniform(0.9, 1.1, (b, n))
-        fit = np.array([[c["fit"][TASK_TYPES[t]] for c in contractor] for t in task_type]).reshape(b, n, 2)
-        only = np.array([[TASK_TYPES[t] in c.get("only", TASK_TYPES) for c in contractor] for t in task_type])
+        fit = self.fit[task_type]  # (B, n, 2): ontological and embedding similarity, zero where a type does not serve
         data_gb = np.array([rng.uniform(*t["data_gb"]) for t in tasks]).reshape(b)
         extras = spec["extras"]
         overhead = (
@@ -160,7 +173,8 @@ class Market:
         )
         sensitivity = rng.choice(len(SENSITIVITIES), size=b)
         breach = np.array([c["breach"] for c in contractor])
-        p_security = np.array([[security_risk([p], SENSITIVITIES[s], "e2e") for p in breach] for s in sensitivity])
+        weights = np.array([SENSITIVITY_WEIGHT[name] for name in SENSITIVITIES])[sensitivity]
+        p_security = security_risk(breach[None, :, None], weights[:, None], "e2e")  # (B, n), one path each
         expected = exec_s + network
         return Step(
             task_type=task_type,
@@ -173,8 +187,8 @@ class Market:
             local_latency_s=local_latency,
             local_failure=np.array([t["local_failure"] for t in tasks], dtype=float).reshape(b),
             local_fails=rng.random(b) < np.array([t["local_failure"] for t in tasks]).reshape(b),
-            ontological=fit[..., 0] * only,
-            embedding=fit[..., 1] * only,
+            ontological=fit[..., 0],
+            embedding=fit[..., 1],
             price=price,
             latency_s=expected,
             actual_latency_s=expected * rng.normal(1.0, 0.15, (b, n)).clip(0.5),

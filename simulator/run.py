@@ -1,9 +1,14 @@
-"""One simulation run: a market, hour by hour, with every strategy deciding the same tasks side by side.
+"""Simulation runs: a market, hour by hour, with every strategy deciding the same tasks side by side.
 
 Each strategy is the real `shared.decision.DecisionEngine` (the reference code's rule is the one exception: it is
 re-implemented in `simulator.reference` to be compared with ours). Each learns only from its own hires: the
 success or failure of each contractor on each task type, decayed as in eq. (14), the record behind eq. (18),
-and the weights of eq. (13).
+and the weights of eq. (13) (one gradient step per hour with that hour's outcomes summed).
+
+The runs of one configuration go in lock step: each hour, a strategy decides the tasks of all runs in one batch
+(each run a stream with its own market, record and weights). A run's random decisions (ε, Thompson draws) come
+from one generator per strategy, so a run's numbers depend on how many runs share the batch; every result is
+still determined by the seeds and the number of runs.
 
 Scoring is honest: cost reduction = (all-local cost − actual cost) / all-local cost over every task, losses and
 redos included; likewise time savings; regret = (actual cost − the oracle's cost) / all-local cost.
@@ -12,6 +17,7 @@ redos included; likewise time savings; regret = (actual cost − the oracle's co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -71,38 +77,52 @@ class Tally:
     daily_local_cost: list[float] = field(default_factory=list)
 
 
-class EngineAgent:
-    """A client population deciding with one strategy of the decision engine, learning from its own hires."""
+def merge(steps: list[Step]) -> tuple[Step, np.ndarray]:
+    """The tasks of one hour of every run, as one batch, and the run (stream) of each task."""
+    merged = Step(
+        **{name: np.concatenate([getattr(step, name) for step in steps]) for name in Step.__dataclass_fields__}
+    )
+    return merged, np.concatenate([np.full(len(step), run) for run, step in enumerate(steps)])
 
-    def __init__(self, strategy: str, config: RunConfig, market: Market) -> None:
+
+class EngineAgent:
+    """The clients of every run, deciding with one strategy of the decision engine (all runs in one batch per
+    hour), each run learning only from its own hires."""
+
+    def __init__(self, strategy: str, config: RunConfig, markets: list[Market]) -> None:
         self.strategy = strategy
-        self.engine = DecisionEngine(make_strategy(strategy), DecisionConfig(**config.decision), seed=config.seed + 7)
+        self.engine = DecisionEngine(
+            make_strategy(strategy), DecisionConfig(**config.decision), seed=config.seed + 7, streams=len(markets)
+        )
         self.weights = CompatibilityWeights(**config.compatibility)
-        self.market = market
-        n = len(market.ids)
-        self.successes = np.zeros((n, len(TASK_TYPES)))
-        self.failures = np.zeros((n, len(TASK_TYPES)))
-        self.hires = np.zeros(n)
-        self.good = np.zeros(n)
+        self.markets = markets
+        runs, n = len(markets), len(markets[0].ids)
+        self.successes = np.zeros((runs, n, len(TASK_TYPES)))
+        self.failures = np.zeros((runs, n, len(TASK_TYPES)))
+        self.hires = np.zeros((runs, n))
+        self.good = np.zeros((runs, n))
+        self.true_success = np.stack([m.true_success for m in markets])
         self.decay = float(decay_factor(STEP_S, ReputationConfig().decay_per_month))
         self.last: Choice | None = None
 
-    def decide(self, step: Step) -> Choice:
+    def decide(self, step: Step, stream: np.ndarray) -> Choice:
         prior = ReputationConfig()
-        a = (prior.prior_success + self.successes[:, step.task_type]).T  # (B, n)
-        b = (prior.prior_failure + self.failures[:, step.task_type]).T
-        reliability = a / (a + b)
-        hired = self.hires.sum()
+        columns = np.arange(self.hires.shape[1])[None, :]
+        a = prior.prior_success + self.successes[stream[:, None], columns, step.task_type[:, None]]  # (B, n)
+        b = prior.prior_failure + self.failures[stream[:, None], columns, step.task_type[:, None]]
+        hired, good = self.hires.sum(axis=1), self.good.sum(axis=1)
+        failure_rate = np.divide(hired - good, hired, out=np.full(len(hired), 0.25), where=hired > 0)
         signals = MarketSignals(
             market_pressure=1.0 - step.available.mean(axis=1),
-            failure_rate=1.0 - self.good.sum() / hired if hired else 0.25,
+            failure_rate=failure_rate[stream],
             task_urgency=step.urgency,
             risk_level=step.risk_level,
         )
+        market = self.markets[0]
         candidates = Candidates(
-            ids=self.market.ids,
-            skills=[self.market.type_names[k] for k in self.market.kind],
-            compatibility=compatibility(step.ontological, step.embedding, reliability, self.weights),
+            ids=market.ids,
+            skills=[market.type_names[k] for k in market.kind],
+            compatibility=compatibility(step.ontological, step.embedding, a / (a + b), self.weights),
             price=step.price,
             latency_s=step.latency_s,
             p_security=step.p_security,
@@ -110,8 +130,8 @@ class EngineAgent:
             overhead=step.overhead,
             success_a=a,
             success_b=b,
-            good_decisions=self.good,
-            hires=self.hires,
+            good_decisions=self.good[stream],
+            hires=self.hires[stream],
             available=step.available,
         )
         problem = Problem(
@@ -122,65 +142,112 @@ class EngineAgent:
             signals=signals,
             deadline_s=step.deadline_s,
             urgency=step.urgency,
-            true_reliability=np.broadcast_to(self.market.true_success, step.price.shape),
+            true_reliability=self.true_success[stream],
+            stream=stream,
         )
         self.last = self.engine.choose(problem)
         return self.last
 
-    def learn(self, step: Step, rows: np.ndarray, hires: np.ndarray, success: np.ndarray, cost: np.ndarray) -> None:
+    def learn(
+        self, step: Step, stream: np.ndarray, rows: np.ndarray, hires: np.ndarray, success: np.ndarray, cost: np.ndarray
+    ) -> None:
         self.successes *= self.decay
         self.failures *= self.decay
-        if len(rows) == 0 or self.strategy in ("oracle", "local-only"):
+        if len(rows) == 0 or self.strategy in ("oracle", "local-only") or self.last is None:
             return
-        kinds = step.task_type[rows]
-        np.add.at(self.successes, (hires, kinds), success)
-        np.add.at(self.failures, (hires, kinds), ~success)
-        expected_local = self.last.evaluation.problem.expected_local_cost[rows] if self.last else cost
-        np.add.at(self.hires, hires, 1.0)
-        np.add.at(self.good, hires, success & (cost <= expected_local))
-        if self.last is not None:
-            for row, hire, ok, paid, local in zip(rows, hires, success, cost, expected_local, strict=True):
-                self.engine.learn(self.last.evaluation, int(row), int(hire), outcome_reward(bool(ok), paid, local))
+        runs, kinds = stream[rows], step.task_type[rows]
+        np.add.at(self.successes, (runs, hires, kinds), success)
+        np.add.at(self.failures, (runs, hires, kinds), ~success)
+        expected_local = self.last.evaluation.problem.expected_local_cost[rows]
+        np.add.at(self.hires, (runs, hires), 1.0)
+        np.add.at(self.good, (runs, hires), success & (cost <= expected_local))
+        self.engine.learn(self.last.evaluation, rows, hires, outcome_reward(success, cost, expected_local))
 
 
-def simulate(config: RunConfig) -> dict[str, Tally]:
-    market = Market(config.market, config.clients, config.contractors, config.seed)
+def simulate_runs(configs: list[RunConfig]) -> list[dict[str, Tally]]:
+    """Runs of one configuration (differing in seed) in lock step: each hour, every strategy decides the tasks of
+    every run in one batch. Every run has its own market, learning and scores."""
+    first = configs[0]
+    markets = [Market(c.market, c.clients, c.contractors, c.seed) for c in configs]
     agents: dict[str, Any] = {
-        name: ReferenceRule(market, config.seed) if name == "reference-code" else EngineAgent(name, config, market)
-        for name in config.strategies
+        name: [ReferenceRule(m, c.seed) for m, c in zip(markets, configs, strict=True)]
+        if name == "reference-code"
+        else EngineAgent(name, first, markets)
+        for name in first.strategies
     }
-    tallies = {name: Tally() for name in config.strategies}
-    hours = round(config.days * 24)
+    tallies = [{name: Tally() for name in first.strategies} for _ in configs]
+    hours = round(first.days * 24)
     for hour in range(hours):
-        step = market.step(hour)
+        step, stream = merge([market.step(hour) for market in markets])
         if len(step):
             local_cost, local_time = step.local_outcome()
             for name, agent in agents.items():
-                _play(agent, step, local_cost, local_time, tallies[name])
+                choice = _decide(agent, step, stream)
+                _settle(agent, choice, step, stream, local_cost, local_time, [t[name] for t in tallies])
         if hour % 24 == 23 or hour == hours - 1:
-            for tally in tallies.values():
-                tally.daily_cost.append(tally.cost)
-                tally.daily_local_cost.append(tally.local_cost)
+            for run in tallies:
+                for tally in run.values():
+                    tally.daily_cost.append(tally.cost)
+                    tally.daily_local_cost.append(tally.local_cost)
     return tallies
 
 
-def _play(agent: Any, step: Step, local_cost: np.ndarray, local_time: np.ndarray, tally: Tally) -> None:
-    choice = agent.decide(step)
+def simulate(config: RunConfig) -> dict[str, Tally]:
+    return simulate_runs([config])[0]
+
+
+def _decide(agent: Any, step: Step, stream: np.ndarray) -> Any:
+    if not isinstance(agent, list):
+        return agent.decide(step, stream)
+    parts = [rule.decide(step.take(stream == run)) for run, rule in enumerate(agent)]  # the reference rule, per run
+    return SimpleNamespace(
+        **{key: np.concatenate([getattr(p, key) for p in parts]) for key in ("hire", "exploration", "score")}
+    )
+
+
+def _settle(
+    agent: Any,
+    choice: Any,
+    step: Step,
+    stream: np.ndarray,
+    local_cost: np.ndarray,
+    local_time: np.ndarray,
+    tallies: list[Tally],
+) -> None:
     rows = np.flatnonzero(choice.hire >= 0)
     hires = choice.hire[rows]
     cost, time = local_cost.copy(), local_time.copy()
     hired_cost, hired_time, success = step.hired_outcome(rows, hires)
     cost[rows], time[rows] = hired_cost, hired_time
-    agent.learn(step, rows, hires, success, hired_cost)
-    tally.cost += float(cost.sum())
-    tally.time += float(time.sum())
-    tally.local_cost += float(local_cost.sum())
-    tally.local_time += float(local_time.sum())
-    tally.tasks += len(step)
-    tally.hires += len(rows)
-    tally.explorations += int(choice.exploration.sum())
-    tally.successes += int(success.sum())
-    tally.score_sum += float(np.nansum(choice.score[rows]))
+    if not isinstance(agent, list):
+        agent.learn(step, stream, rows, hires, success, hired_cost)
+    runs = len(tallies)
+
+    def per_run(values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        index = stream if where is None else stream[where]
+        return np.bincount(index, weights=values.astype(float), minlength=runs)
+
+    sums = {
+        "cost": per_run(cost),
+        "time": per_run(time),
+        "local_cost": per_run(local_cost),
+        "local_time": per_run(local_time),
+        "tasks": per_run(np.ones(len(stream))),
+        "hires": per_run(np.ones(len(rows)), rows),
+        "explorations": per_run(choice.exploration),
+        "successes": per_run(success, rows),
+        "score_sum": per_run(np.nan_to_num(choice.score[rows]), rows),
+    }
+    for run, tally in enumerate(tallies):
+        tally.cost += sums["cost"][run]
+        tally.time += sums["time"][run]
+        tally.local_cost += sums["local_cost"][run]
+        tally.local_time += sums["local_time"][run]
+        tally.tasks += int(sums["tasks"][run])
+        tally.hires += int(sums["hires"][run])
+        tally.explorations += int(sums["explorations"][run])
+        tally.successes += int(sums["successes"][run])
+        tally.score_sum += sums["score_sum"][run]
 
 
 def metrics(config: RunConfig, tallies: dict[str, Tally]) -> list[dict[str, Any]]:
