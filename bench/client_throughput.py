@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import httpx
+from processes import echo_contractor, start, stop
 
-ROOT = Path(__file__).resolve().parent.parent
 SUBTASK = {
     "skill": "sentiment-analysis",
     "description": "sentiment of: a positive surprise",
@@ -49,26 +46,6 @@ def serve_client(port: int, db: str) -> None:
         ClientConfig(strategy="ucb1", max_running_tasks=256),
     )
     uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def start(command: list[str], ready: str, timeout: float = 90) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(ready + "health", timeout=1).status_code == 200:
-                return process, ready
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"{command} did not start")
 
 
 async def direct(http: httpx.AsyncClient, url: str) -> float:
@@ -143,38 +120,18 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         contractor_port, client_port = free_port(), free_port()
-        contractor, contractor_url = start(
-            [
-                sys.executable,
-                "-m",
-                "coalesce.cli",
-                "contractor",
-                "serve",
-                "--card",
-                "agent_cards/edge_computing.json",
-                "--worker",
-                "echo",
-                "--port",
-                str(contractor_port),
-                "--max-concurrent",
-                "64",
-                "--max-queued",
-                "512",
-            ],
-            f"http://127.0.0.1:{contractor_port}/",
-        )
-        client, client_url = start(
+        contractor_url, client_url = f"http://127.0.0.1:{contractor_port}/", f"http://127.0.0.1:{client_port}/"
+        contractor = echo_contractor(contractor_port, 64)
+        client = start(
             [sys.executable, __file__, "--serve", str(client_port), f"sqlite:///{scratch}/bench.db"],
-            f"http://127.0.0.1:{client_port}/",
+            client_url + "health",
         )
         try:
             registered = httpx.post(client_url + "v1/contractors", json={"card_url": contractor_url}, timeout=30)
             assert registered.status_code == 201, registered.text
             rows = asyncio.run(run(contractor_url, client_url, args.tasks, args.concurrency))
         finally:
-            for process in (client, contractor):
-                process.terminate()
-                process.wait(timeout=20)
+            stop(client, contractor)
     print(f"\nclient benchmark: echo contractor, one subtask per task, {args.tasks} tasks, 127.0.0.1\n")
     print("| path | concurrency | tasks/s | p50 ms | p99 ms |")
     print("| --- | ---: | ---: | ---: | ---: |")

@@ -21,10 +21,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+from processes import echo_contractor, start, stop
 
 from shared.local_llm import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
 
 WRK_SCRIPT = r"""
 wrk.method = "POST"
@@ -55,19 +54,6 @@ done = function(summary, latency, requests)
   io.write(string.format("BENCH_ERRORS %d\n", errors))
 end
 """
-
-
-def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/.well-known/agent-card.json", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{command} did not start")
 
 
 def run_wrk(url: str, method: str, connections: int, seconds: int, script: Path) -> tuple[float, float, int]:
@@ -121,28 +107,11 @@ def main() -> int:
         print("this benchmark needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
     ours_port, sdk_port = free_port(), free_port()
-    capacity = str(args.connections * 4)
-    ours = start(
-        [
-            sys.executable,
-            "-m",
-            "coalesce.cli",
-            "contractor",
-            "serve",
-            "--card",
-            "agent_cards/edge_computing.json",
-            "--worker",
-            "echo",
-            "--port",
-            str(ours_port),
-            "--max-concurrent",
-            capacity,
-            "--max-queued",
-            capacity,
-        ],
-        ours_port,
+    ours = echo_contractor(ours_port, args.connections * 4)
+    sdk = start(
+        [sys.executable, "bench/a2a_sdk_echo_server.py", str(sdk_port)],
+        f"http://127.0.0.1:{sdk_port}/.well-known/agent-card.json",
     )
-    sdk = start([sys.executable, "bench/a2a_sdk_echo_server.py", str(sdk_port)], sdk_port)
     rows = []
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
@@ -160,9 +129,7 @@ def main() -> int:
                 ttfe = time_to_first_event(url, args.streams) if method == "SendMessage" else []
                 rows.append((name, method, rps, p50, errors, ttfe))
     finally:
-        for process in (ours, sdk):
-            process.terminate()
-            process.wait(timeout=15)
+        stop(ours, sdk)
     base_rps = rows[0][2]
     base_ttfe = statistics.median(rows[0][5])
     print(
