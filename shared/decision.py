@@ -148,22 +148,10 @@ class WeightLearner:
         self.floor = floor
         self.weights = np.full(len(CRITERIA), 1.0 / len(CRITERIA))
 
-    def update(self, chosen_goodness: np.ndarray, reward: float) -> np.ndarray:
-        return self.step(float(np.clip(reward, -1.0, 1.0)) * (chosen_goodness - chosen_goodness.mean()))
-
     def step(self, gradient: np.ndarray) -> np.ndarray:
         # (13) w_i(t) = w_i(t−1) + η ∇_w Q(s_t, a_t, w)
         self.weights = normalised(np.maximum(self.weights + self.learning_rate * gradient, self.floor))
         return self.weights
-
-
-def goodness(matrix: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Each criterion scaled to [0, 1] across the (masked) alternatives of a 2-D matrix, 1 = best."""
-    rows = matrix if mask is None else matrix[mask]
-    low, high = rows.min(axis=0), rows.max(axis=0)
-    span = np.where(high - low > 1e-12, high - low, 1.0)
-    scaled = (matrix - low) / span
-    return np.where(BENEFIT, scaled, 1.0 - scaled)
 
 
 def decision_confidence(good_share: float | np.ndarray, samples: float | np.ndarray, z: float = 1.96) -> np.ndarray:
@@ -645,9 +633,9 @@ class DecisionEngine:
         matrix = evaluation.matrix[rows]  # (k, n, 4)
         low = np.where(eligible[..., None], matrix, np.inf).min(axis=1)
         high = np.where(eligible[..., None], matrix, -np.inf).max(axis=1)
-        span = np.where(high - low > 1e-12, high - low, 1.0)
-        chosen = (matrix[np.arange(len(rows)), hired] - low) / span
-        value = np.where(BENEFIT, chosen, 1.0 - chosen)  # the goodness of the hired row on each criterion
+        varies = high - low > 1e-12
+        chosen = (matrix[np.arange(len(rows)), hired] - low) / np.where(varies, high - low, 1.0)
+        value = np.where(varies, np.where(BENEFIT, chosen, 1.0 - chosen), 0.5)  # the hired row's goodness, 1 = best
         gradient = np.clip(rewards, -1.0, 1.0)[:, None] * (value - value.mean(axis=1, keepdims=True))
         streams = evaluation.problem.column(evaluation.problem.stream, np.int64)[rows]
         for stream in np.unique(streams):

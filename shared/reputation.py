@@ -102,9 +102,6 @@ class ReputationBook:
     def observations(self, contractor: str, skill: str | None = None) -> int:
         return sum(e.observations for e in self._records(contractor, skill))
 
-    def forget(self, contractor: str) -> None:
-        self._evidence.pop(contractor, None)
-
     def snapshot(self) -> dict[str, dict[str, dict[str, float]]]:
         return {
             who: {

@@ -26,7 +26,6 @@ from shared.decision import (
     PaperEpsilonGreedy,
     Problem,
     ThompsonSampling,
-    WeightLearner,
     correlation_adjusted_weights,
     decision_confidence,
     make_strategy,
@@ -84,12 +83,18 @@ def test_correlation_adjustment_by_hand():
 
 
 def test_weight_learning_credits_what_the_chosen_contractor_was_good_at():
-    learner = WeightLearner(learning_rate=0.01)
-    goodness = np.array([1.0, 0.0, 0.5, 0.5])  # cheapest, least reliable
-    after_loss = learner.update(goodness, reward=-1.0)
-    assert after_loss[0] < 0.25 < after_loss[1]  # (13): a loss moves weight from cost to reliability
-    assert after_loss.sum() == pytest.approx(1.0)
-    assert after_loss[0] == pytest.approx((0.25 - 0.005) / (1.0))
+    engine = DecisionEngine(UCB1())
+    rows = [
+        CandidateOffer(c, "skill", 0.9, Offer(price_usd=p, latency_s=30, p_security=0.01))
+        for c, p in (("cheap", 1.0), ("pricey", 2.0))
+    ]
+    evaluation = engine.evaluate(problem(engine, rows))
+    engine.learn(evaluation, 0, 0, -1.0)  # hiring "cheap" went wrong
+    # (13): "cheap" was best on cost (goodness 1), alike on the rest (0.5): v − mean = [3, −1, −1, −1] / 8
+    expected = np.full(4, 0.25) - 0.01 * np.array([3, -1, -1, -1]) / 8
+    np.testing.assert_allclose(engine.learner.weights, expected)
+    engine.learn(evaluation, 0, 1, -1.0)  # and hiring "pricey" went wrong too: the nudge is undone
+    np.testing.assert_allclose(engine.learner.weights, np.full(4, 0.25), atol=1e-12)
 
 
 def test_confidence_by_hand():
