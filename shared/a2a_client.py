@@ -1,5 +1,6 @@
-"""A small A2A client (the transport the client agent hires over): card fetch, `tasks/sendSubscribe` with SSE,
-`tasks/send`, `tasks/get`, `tasks/cancel`. Every call has a timeout; every stream has a bound on events."""
+"""A small A2A client, the transport the client agent hires over: `tasks/sendSubscribe` with SSE, `tasks/send`,
+`tasks/get`, `tasks/cancel`. Every call has a timeout; every stream has a bound on events. (Cards are fetched,
+bounded and validated by `client_agent.registry.fetch_card`.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import httpx
 
 from shared.protocol import (
     A2AError,
-    AgentCard,
     ErrorCode,
     Message,
     Task,
@@ -21,7 +21,6 @@ from shared.protocol import (
 )
 
 MAX_EVENTS = 10_000
-MAX_CARD_BYTES = 256 * 1024
 
 
 class A2AClient:
@@ -40,15 +39,6 @@ class A2AClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    async def card(self) -> AgentCard:
-        for path in (".well-known/agent-card.json", ".well-known/agent.json"):
-            response = await self.http.get(self.base_url + path, timeout=self.timeout_s)
-            if response.status_code == 200:
-                if len(response.content) > MAX_CARD_BYTES:
-                    raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, "agent card too large")
-                return AgentCard.model_validate(response.json())
-        raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, f"no agent card at {self.base_url}")
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         body = {"jsonrpc": "2.0", "id": new_id(), "method": method, "params": params}
