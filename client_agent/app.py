@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from client_agent.models import ContractorRegistration, ErrorBody, InputAnswer, TaskAccepted, TaskSubmission
 from client_agent.registry import CardError
 from client_agent.service import ClientService, ServiceError
+from shared.auth import ApiKeys, AuthError
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (404, 409, 422, 429, 502)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 429, 502)}
+PUBLIC_PATHS = frozenset({"/health"})
 
 
 def task_view(stored: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +39,7 @@ def task_view(stored: dict[str, Any]) -> dict[str, Any]:
                 "verification": state.get("verification"),
                 "artifacts": state.get("artifacts", []),
                 "inputRequired": state.get("inputRequired"),
+                "excluded": state.get("excluded", {}),
                 "a2aTaskId": state.get("a2aTaskId"),
             }
         )
@@ -54,7 +57,18 @@ def task_view(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_app(service: ClientService) -> FastAPI:
+def create_app(service: ClientService, api_keys: ApiKeys | None = None) -> FastAPI:
+    """`api_keys`: the keys the API takes (bearer or X-API-Key), each rate limited; none: open (a local market)."""
+    keys = api_keys or ApiKeys()
+
+    async def require_key(request: Request) -> None:
+        if request.url.path in PUBLIC_PATHS:
+            return
+        try:
+            keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        except AuthError as error:
+            raise StarletteHTTPException(error.status, error.message, error.headers()) from None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
@@ -65,6 +79,7 @@ def create_app(service: ClientService) -> FastAPI:
         title="COALESCE client agent",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(require_key)],
         description="Submit tasks; COALESCE decides per subtask whether to hire a contractor over A2A.",
     )
 
@@ -79,7 +94,7 @@ def create_app(service: ClientService) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

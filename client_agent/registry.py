@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from pydantic import ValidationError
 
 from client_agent.storage import Store
+from shared.attestation import proven_skills
+from shared.card_signing import CardTrustError, key_to_pin
 from shared.protocol import AgentCard
-from shared.skills import SkillIndex, skill_profiles
+from shared.secure_channel import ChannelOffer, channel_offer
+from shared.skills import SkillIndex, SkillProfile, skill_profiles
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +30,22 @@ CARD_PATHS = (".well-known/agent-card.json", ".well-known/agent.json")
 
 
 class CardError(Exception):
-    """The card could not be fetched or is not a valid Agent Card; the message says why."""
+    """The card could not be fetched, is not a valid Agent Card, or cannot be trusted; the message says why."""
+
+
+class _NoCardHere(Exception):
+    """Nothing at this location (try the next well-known path)."""
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """How cards are fetched: http(s) only, bounded size, timeouts, bounded redirects, and (for a public
+    deployment) no private, loopback or link-local addresses, checked at every hop."""
+
+    allow_private: bool = False
+    max_bytes: int = MAX_CARD_BYTES
+    timeout_s: float = 5.0
+    max_redirects: int = MAX_REDIRECTS
 
 
 def contractor_id(card_url: str) -> str:
@@ -39,27 +60,69 @@ def card_locations(card_url: str) -> list[str]:
     return [base + path for path in CARD_PATHS]
 
 
-async def fetch_card(http: httpx.AsyncClient, card_url: str, timeout_s: float = 5.0) -> AgentCard:
-    """Fetch and validate a card: http(s) only, bounded size, a timeout, at most 3 redirects."""
+async def check_address(url: str, policy: FetchPolicy) -> None:
+    """Raises CardError for a URL that is not http(s), or (unless allowed) resolves to a non-public address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CardError(f"{url}: only http and https URLs are fetched")
+    if policy.allow_private:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(parts.hostname, port), timeout=policy.timeout_s
+        )
+    except (OSError, TimeoutError, ValueError) as error:
+        raise CardError(f"{url}: cannot resolve {parts.hostname}: {error}") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global:
+            raise CardError(
+                f"{url}: {parts.hostname} resolves to {address}, a private, loopback or reserved address "
+                "(refused; allow private contractors for a local market)"
+            )
+
+
+async def _get_bounded(http: httpx.AsyncClient, url: str, policy: FetchPolicy) -> bytes:
+    """GET with redirects followed by hand (each hop checked), at most `max_bytes` read."""
+    for _ in range(policy.max_redirects + 1):
+        await check_address(url, policy)
+        async with http.stream("GET", url, timeout=policy.timeout_s, follow_redirects=False) as response:
+            if response.is_redirect and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                continue
+            if response.status_code != 200:
+                raise _NoCardHere(f"{url}: HTTP {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > policy.max_bytes:
+                    raise CardError(f"{url}: card larger than {policy.max_bytes} bytes")
+            return bytes(body)
+    raise CardError(f"{url}: more than {policy.max_redirects} redirects (a redirect loop?)")
+
+
+async def fetch_card(
+    http: httpx.AsyncClient, card_url: str, policy: FetchPolicy | None = None
+) -> tuple[AgentCard, dict[str, Any]]:
+    """Fetch and validate a card: the parsed card and the JSON as served (what its signatures cover)."""
+    policy = policy or FetchPolicy()
     problems = []
     for url in card_locations(card_url):
         try:
-            async with http.stream("GET", url, timeout=timeout_s, follow_redirects=True) as response:
-                if response.status_code != 200:
-                    problems.append(f"{url}: HTTP {response.status_code}")
-                    continue
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > MAX_CARD_BYTES:
-                        raise CardError(f"{url}: card larger than {MAX_CARD_BYTES} bytes")
-            return AgentCard.model_validate_json(bytes(body))
-        except httpx.TooManyRedirects:
-            raise CardError(f"{url}: more than {MAX_REDIRECTS} redirects") from None
+            raw = json.loads(await _get_bounded(http, url, policy))
+            card = AgentCard.model_validate(raw)
+        except _NoCardHere as missing:
+            problems.append(str(missing))
+            continue
         except httpx.HTTPError as error:
             problems.append(f"{url}: {type(error).__name__}")
-        except ValidationError as error:
-            raise CardError(f"{url}: not a valid agent card: {error.errors()[0]['msg']}") from None
+            continue
+        except ValueError as error:
+            detail = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "not JSON"
+            raise CardError(f"{url}: not a valid agent card: {detail}") from None
+        await check_address(card.url, policy)  # where work would be sent obeys the same rule
+        return card, raw
     raise CardError("; ".join(problems) or "no card found")
 
 
@@ -70,26 +133,47 @@ class Contractor:
     card: AgentCard
     status: str
     failures: int
+    signing_key: str | None = None  # the pinned card-signing key (None: the card is unsigned)
+    proven_skills: frozenset[str] = frozenset()  # skills with a valid attestation proof
+
+    @property
+    def channel(self) -> ChannelOffer | None:
+        return channel_offer(self.card.capabilities.extensions)
+
+    @property
+    def requires_auth(self) -> bool:
+        return bool(self.card.security)
 
 
+@dataclass
 class Registry:
-    def __init__(self, store: Store, index: SkillIndex, http: httpx.AsyncClient, dead_after_failures: int = 3):
-        self.store = store
-        self.index = index
-        self.http = http
-        self.dead_after_failures = dead_after_failures
-        self._active: dict[str, Contractor] = {}
-        for stored in store.contractors():
+    """`trusted_attestors`: thumbprints of attestor keys whose skill certificates count; when there are any, a
+    skill without a valid proof weighs `unproven_weight` in the ontology match (1 otherwise)."""
+
+    store: Store
+    index: SkillIndex
+    http: httpx.AsyncClient
+    policy: FetchPolicy = field(default_factory=FetchPolicy)
+    trusted_attestors: frozenset[str] = frozenset()
+    unproven_weight: float = 0.5
+    dead_after_failures: int = 3
+    _active: dict[str, Contractor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for stored in self.store.contractors():
             self._load(stored)
-        self.index.add([p for c in self._active.values() for p in skill_profiles(c.id, c.card)])
+        self.index.add([p for c in self._active.values() for p in self._profiles(c)])
 
     def _load(self, stored: dict[str, Any]) -> Contractor:
+        card = AgentCard.model_validate(stored["card"])
         contractor = Contractor(
             stored["id"],
             stored["card_url"],
-            AgentCard.model_validate(stored["card"]),
+            card,
             stored["status"],
             stored["failures"],
+            stored["signing_key"],
+            self._proven(card, stored["signing_key"]),
         )
         if contractor.status == "active":
             self._active[contractor.id] = contractor
@@ -97,12 +181,32 @@ class Registry:
             self._active.pop(contractor.id, None)
         return contractor
 
+    def _proven(self, card: AgentCard, signing_key: str | None) -> frozenset[str]:
+        certificate = card.coalesce.skill_certificate if card.coalesce else None
+        return frozenset(proven_skills(certificate, set(self.trusted_attestors), signing_key))
+
+    def _profiles(self, contractor: Contractor) -> list[SkillProfile]:
+        if not self.trusted_attestors:
+            return skill_profiles(contractor.id, contractor.card)
+        weights = {
+            s.id: 1.0 if s.id in contractor.proven_skills else self.unproven_weight for s in contractor.card.skills
+        }
+        return skill_profiles(contractor.id, contractor.card, weights)
+
+    async def _fetch_trusted(self, card_url: str, pinned: str | None) -> tuple[AgentCard, dict[str, Any], str | None]:
+        card, raw = await fetch_card(self.http, card_url, self.policy)
+        try:
+            return card, raw, key_to_pin(raw, pinned)
+        except CardTrustError as error:
+            raise CardError(f"{card_url}: untrusted card: {error}") from None
+
     async def register(self, card_url: str) -> tuple[Contractor, bool]:
-        card = await fetch_card(self.http, card_url)
         ident = contractor_id(card_url)
-        created = self.store.upsert_contractor(ident, card_url, card.name, card.wire())
+        stored = self.store.contractor(ident)
+        card, raw, signing_key = await self._fetch_trusted(card_url, stored["signing_key"] if stored else None)
+        created = self.store.upsert_contractor(ident, card_url, card.name, raw, signing_key)
         contractor = self._load(self.store.contractor(ident) or {})
-        self.index.add(skill_profiles(ident, card))
+        self.index.add(self._profiles(contractor))
         return contractor, created
 
     def remove(self, ident: str) -> bool:
@@ -122,27 +226,31 @@ class Registry:
     def all(self) -> list[dict[str, Any]]:
         return self.store.contractors(include_removed=True)
 
+    def _take_out(self, ident: str, status: str, why: str) -> None:
+        if ident in self._active:
+            log.warning("contractor %s %s (%s): out of the market", ident, status, why)
+            self._active.pop(ident, None)
+            self.index.remove(ident)
+
     async def refresh(self) -> None:
-        """Fetch every registered card again; a contractor unreachable `dead_after_failures` times in a row is
-        taken out of matching (status `unreachable`) until a later refresh reaches it again."""
+        """Fetch every registered card again. A contractor unreachable `dead_after_failures` times in a row is
+        taken out of matching (status `unreachable`) until a later refresh reaches it again; one whose card no
+        longer verifies against its pinned key is taken out at once (status `untrusted`), its pin kept."""
         for stored in self.store.contractors():
+            ident = stored["id"]
             try:
-                card = await fetch_card(self.http, stored["card_url"])
+                card, raw, signing_key = await self._fetch_trusted(stored["card_url"], stored["signing_key"])
             except CardError as error:
+                untrusted = "untrusted card" in str(error)
                 failures = stored["failures"] + 1
-                status = "unreachable" if failures >= self.dead_after_failures else stored["status"]
-                self.store.set_contractor_status(stored["id"], status, failures)
-                if status == "unreachable" and stored["id"] in self._active:
-                    log.warning("contractor %s unreachable (%s): out of the market", stored["id"], error)
-                    self._active.pop(stored["id"], None)
-                    self.index.remove(stored["id"])
+                status = "untrusted" if untrusted else "unreachable" if failures >= self.dead_after_failures else None
+                self.store.set_contractor_status(ident, status or stored["status"], failures)
+                if status is not None:
+                    self._take_out(ident, status, str(error))
                 continue
-            self.store.upsert_contractor(stored["id"], stored["card_url"], card.name, card.wire())
-            if stored["status"] != "active" or stored["id"] not in self._active:
-                self._active[stored["id"]] = Contractor(stored["id"], stored["card_url"], card, "active", 0)
-                self.index.add(skill_profiles(stored["id"], card))
-            else:
-                self._active[stored["id"]].card = card
+            self.store.upsert_contractor(ident, stored["card_url"], card.name, raw, signing_key)
+            contractor = self._load(self.store.contractor(ident) or {})
+            self.index.add(self._profiles(contractor))
 
     async def refresh_forever(self, interval_s: float) -> None:
         while True:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from client_agent.ledger import Ledger
 from client_agent.models import TERMINAL, InputAnswer, SubtaskSpec, TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
-from client_agent.registry import MAX_REDIRECTS, CardError, Contractor, Registry
+from client_agent.registry import MAX_REDIRECTS, CardError, Contractor, FetchPolicy, Registry
 from client_agent.storage import Store
 from client_agent.verification import Verdict, Verifier
 from contractor_agent.workers import ComputeWorker, NeedsInput, Worker, WorkerError, WorkRequest
@@ -46,7 +46,6 @@ from shared.decision import (
 )
 from shared.protocol import (
     A2AError,
-    AgentCard,
     AgentSkill,
     Artifact,
     ErrorCode,
@@ -58,11 +57,13 @@ from shared.protocol import (
     new_id,
 )
 from shared.reputation import SENSITIVITY_WEIGHT, ReputationBook, security_risk
+from shared.secure_channel import Channel, ChannelError, envelope_of
 from shared.skills import Embedder, SkillIndex, SkillRequirement
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
+SENSITIVE = frozenset({"confidential", "restricted"})  # never in plaintext, only to signed cards
 LLM_PARAMETERS = 135e6  # the embedded model's size, for the local FLOP estimate
 
 
@@ -99,6 +100,11 @@ class ClientConfig:
     max_subscribers: int = 256
     refresh_interval_s: float = 60.0
     seed: int = 0
+    # security (issue 6): see README "Secure exchange"
+    allow_private_contractors: bool = False  # True for a local market: cards on loopback / private networks
+    trusted_attestors: frozenset[str] = frozenset()  # thumbprints of attestor keys whose certificates count
+    unproven_skill_weight: float = 0.5
+    contractor_tokens: dict[str, str] = field(default_factory=dict)  # contractor card URL -> its API key
 
 
 @dataclass
@@ -227,7 +233,14 @@ class ClientService:
         self.http = httpx.AsyncClient(
             timeout=self.config.hire_timeout_s, limits=httpx.Limits(max_connections=200), max_redirects=MAX_REDIRECTS
         )
-        self.registry = Registry(store, SkillIndex(embedder), self.http)
+        self.registry = Registry(
+            store,
+            SkillIndex(embedder),
+            self.http,
+            FetchPolicy(allow_private=self.config.allow_private_contractors),
+            self.config.trusted_attestors,
+            self.config.unproven_skill_weight,
+        )
         self.planner = Planner(embedder, planner_llm)
         self.verifier = Verifier(judge)
         self.local_workers = local_workers
@@ -336,6 +349,9 @@ class ClientService:
                 "quoteUsd": quote[0] if quote else None,
                 "load": quote[1] if quote else None,
                 "reliability": round(self.reputation.reliability(c.id, None, now), 6),
+                "signingKey": c.signing_key,
+                "endToEnd": c.channel is not None,
+                "provenSkills": sorted(c.proven_skills),
                 "hires": self.hires.get(c.id, 0),
                 "goodHires": self.good_hires.get(c.id, 0),
             }
@@ -349,11 +365,26 @@ class ClientService:
                 contractor.card.url.rstrip("/") + "/v1/quote",
                 params={"complexity": complexity},
                 timeout=self.config.quote_timeout_s,
+                headers=self._auth_headers(contractor),
             )
             body = response.json()
             return float(body["priceUsd"]), body.get("load") or {}
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
+
+    def _auth_headers(self, contractor: Contractor) -> dict[str, str]:
+        token = self.config.contractor_tokens.get(contractor.card_url)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _refusal(self, contractor: Contractor, sensitivity: str) -> str | None:
+        """Why this contractor may not get this subtask, or None."""
+        if contractor.requires_auth and contractor.card_url not in self.config.contractor_tokens:
+            return "it requires an API key the client does not have"
+        if sensitivity in SENSITIVE and contractor.signing_key is None:
+            return f"its card is unsigned; {sensitivity} data goes to signed cards only"
+        if sensitivity in SENSITIVE and contractor.channel is None:
+            return f"it offers no end-to-end channel; {sensitivity} data never travels in plaintext"
+        return None
 
     # ------------------------------------------------------------ tasks
 
@@ -567,14 +598,21 @@ class ClientService:
         rows = [r for r in matches.best_per_contractor() if matches.contractor_ids[r] not in tried]
         if spec.skill:
             rows = [r for r in rows if matches.skill_ids[r] == spec.skill]
-        contractors = [self.registry.get(matches.contractor_ids[r]) for r in rows]
-        quotes = await asyncio.gather(*(self._quote(c, 1.0) for c in contractors if c is not None))
         sensitivity = spec.privacy or submission.sensitivity
+        eligible = []
+        for r in rows:
+            contractor = self.registry.get(matches.contractor_ids[r])
+            refusal = self._refusal(contractor, sensitivity) if contractor else "it left the market"
+            if refusal is not None:
+                run.state.setdefault("excluded", {})[matches.contractor_ids[r]] = refusal
+            elif contractor is not None:
+                eligible.append((r, contractor))
+        quotes = await asyncio.gather(*(self._quote(c, 1.0) for _, c in eligible))
         candidate_offers, offers, loads = [], {}, []
-        for r, contractor, quote in zip(rows, contractors, quotes, strict=True):
-            if contractor is None or quote is None:
+        for (r, contractor), quote in zip(eligible, quotes, strict=True):
+            if quote is None:
                 continue  # not answering: not a candidate this time
-            offer = self._offer(contractor.card, quote[0], profile, sensitivity)
+            offer = self._offer(contractor, quote[0], profile, sensitivity)
             if offer.price_usd * self.config.reserve_factor > budget:
                 continue
             offers[contractor.id] = offer
@@ -605,7 +643,8 @@ class ClientService:
         capacity = (load.get("maxConcurrent") or 0) + (load.get("maxQueued") or 0)
         return min(1.0, ((load.get("running") or 0) + (load.get("queued") or 0)) / capacity) if capacity else 0.25
 
-    def _offer(self, card: AgentCard, quote: float, profile: TaskProfile, sensitivity: str) -> Offer:
+    def _offer(self, contractor: Contractor, quote: float, profile: TaskProfile, sensitivity: str) -> Offer:
+        card = contractor.card
         profile_block = card.coalesce
         price = profile_block.price if profile_block else None
         usage = 0.0
@@ -613,7 +652,7 @@ class ClientService:
             tokens = profile.flops / (2.0 * LLM_PARAMETERS)
             usage = tokens / 2000.0 * (price.per_1k_input_tokens_usd + price.per_1k_output_tokens_usd)
         latency = profile_block.typical_latency_s if profile_block else 30.0
-        channel = "tls" if card.url.startswith("https") else "plaintext"
+        channel = "e2e" if contractor.channel else "tls" if card.url.startswith("https") else "plaintext"
         return Offer(
             price_usd=self.calibrator.estimate(f"{card.url}", quote + usage),
             latency_s=latency,
@@ -667,7 +706,12 @@ class ClientService:
         run.state["a2aTaskId"] = remote_id
         self._save(run)
         started = time.perf_counter()
-        client = A2AClient(contractor.card.url, self.http, timeout_s=self.config.hire_timeout_s)
+        client = A2AClient(
+            contractor.card.url,
+            self.http,
+            timeout_s=self.config.hire_timeout_s,
+            headers=self._auth_headers(contractor),
+        )
         try:
             async with asyncio.timeout(self.config.hire_timeout_s):
                 artifacts, charged = await self._converse(run, client, contractor, remote_id, decision.skill)
@@ -675,7 +719,7 @@ class ClientService:
             await self._abandon(client, remote_id)
             self.ledger.refund(run.id, attempt, reserve, "the client canceled the task")
             raise
-        except (A2AError, httpx.HTTPError, TimeoutError, ValidationError, ValueError) as error:
+        except (A2AError, ChannelError, httpx.HTTPError, TimeoutError, ValidationError, ValueError) as error:
             reason = f"{type(error).__name__}: {error}"[:300] if str(error) else type(error).__name__
             if isinstance(error, TimeoutError):
                 reason = f"no result within {self.config.hire_timeout_s:g} s"
@@ -729,9 +773,13 @@ class ClientService:
         card_skill = contractor.card.skill(skill or "")
         modes = (card_skill.input_modes if card_skill else None) or contractor.card.default_input_modes
         message = work_message(run.spec, modes)
+        offer = contractor.channel
+        channel = Channel.open_to(offer, remote_id) if offer else None
         streaming = contractor.card.capabilities.streaming
         while True:
-            state = await self._exchange(run, client, remote_id, message, skill, streaming)
+            if channel is not None:
+                message = channel.seal_message(message)
+            state = await self._exchange(run, client, remote_id, message, skill, streaming, channel)
             if state is TaskState.COMPLETED:
                 break
             if state is not TaskState.INPUT_REQUIRED:
@@ -743,16 +791,23 @@ class ClientService:
             message = await self._wait_for_input(run)
         task = await client.get(remote_id)
         charged = float(task.metadata.get("coalesce", {}).get("costUsd", 0.0))
-        return task.artifacts, charged
+        return (channel.open_artifacts(task.artifacts) if channel else task.artifacts), charged
 
     async def _exchange(
-        self, run: SubtaskRun, client: A2AClient, remote_id: str, message: Message, skill: str | None, streaming: bool
+        self,
+        run: SubtaskRun,
+        client: A2AClient,
+        remote_id: str,
+        message: Message,
+        skill: str | None,
+        streaming: bool,
+        channel: Channel | None,
     ) -> TaskState:
         if not streaming:
             task = await client.send(remote_id, message, skill)
             self.events.publish(run.task_id, "contractor", {"subtask": run.id, "state": task.status.state.value})
             if task.status.state is TaskState.INPUT_REQUIRED:
-                self._ask(run, task.status.message)
+                self._ask(run, self._reveal(channel, task.status.message))
             return task.status.state
         state = TaskState.UNKNOWN
         async for event in client.stream(remote_id, message, skill):
@@ -763,8 +818,18 @@ class ClientService:
             state = event.status.state
             self.events.publish(run.task_id, "contractor", {"subtask": run.id, "state": state.value})
             if state is TaskState.INPUT_REQUIRED:
-                self._ask(run, event.status.message)
+                self._ask(run, self._reveal(channel, event.status.message))
         return state
+
+    @staticmethod
+    def _reveal(channel: Channel | None, prompt: Message | None) -> Message | None:
+        """A contractor's prompt as it meant it: opened, when the task runs on an end-to-end channel."""
+        if channel is None or prompt is None:
+            return prompt
+        envelope = envelope_of(prompt.parts)
+        if envelope is None:
+            raise ChannelError("plaintext", "the contractor asked for input outside the end-to-end channel")
+        return prompt.model_copy(update={"parts": channel.open_parts(envelope)})
 
     def _ask(self, run: SubtaskRun, prompt: Message | None) -> None:
         run.state["inputRequired"] = prompt.text() if prompt else "more input needed"

@@ -40,6 +40,7 @@ contractors = Table(
     Column("card", JSON, nullable=False),
     Column("status", String(16), nullable=False),  # active, unreachable, removed
     Column("failures", Integer, nullable=False, default=0),
+    Column("signing_key", String(64), nullable=True),  # the pinned card-signing key's thumbprint
     Column("registered_at", Float, nullable=False),
     Column("refreshed_at", Float, nullable=False),
 )
@@ -149,7 +150,9 @@ class Store:
 
     # ------------------------------------------------------------ registry
 
-    def upsert_contractor(self, contractor_id: str, card_url: str, name: str, card: dict[str, Any]) -> bool:
+    def upsert_contractor(
+        self, contractor_id: str, card_url: str, name: str, card: dict[str, Any], signing_key: str | None = None
+    ) -> bool:
         """True when the contractor is new."""
         now = time.time()
         with self.transaction() as db:
@@ -158,7 +161,9 @@ class Store:
                 db.execute(
                     update(contractors)
                     .where(contractors.c.id == contractor_id)
-                    .values(name=name, card=card, status="active", failures=0, refreshed_at=now)
+                    .values(
+                        name=name, card=card, status="active", failures=0, refreshed_at=now, signing_key=signing_key
+                    )
                 )
                 return False
             db.execute(
@@ -169,6 +174,7 @@ class Store:
                     card=card,
                     status="active",
                     failures=0,
+                    signing_key=signing_key,
                     registered_at=now,
                     refreshed_at=now,
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,8 +20,10 @@ from contractor_agent.config import (
     openai_settings_from_env,
     worker_kinds,
 )
+from contractor_agent.identity import Identity
 from contractor_agent.task_manager import Limits
 from contractor_agent.workers import LLMSettings
+from shared.auth import ApiKeys
 from shared.local_llm import LocalLLMServer
 from shared.serving import bind_socket, public_url, uvicorn_server
 
@@ -51,7 +54,14 @@ def contractor_serve(args: argparse.Namespace) -> int:
                 if args.max_queued is not None
                 else (profile.max_queued_tasks if profile else 16),
             )
-        app = create_app(card, workers, base_url=url, limits=limits)
+        identity = Identity.from_key_dir(
+            args.key_dir or Path(".coalesce") / "keys" / args.card.stem,
+            previous_signing_key=args.previous_signing_key,
+            certificate=args.skill_certificate,
+            plaintext_accepted=not args.encrypted_only,
+            api_keys=_api_keys(args),
+        )
+        app = create_app(card, workers, base_url=url, limits=limits, identity=identity)
         server = uvicorn_server(app, log_level=args.log_level)
         llm_skills = [s for s, k in kinds.items() if k in LLM_KINDS]
         print(
@@ -62,6 +72,19 @@ def contractor_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_keys(args: argparse.Namespace) -> ApiKeys:
+    """Keys from --api-key and the environment (COALESCE_API_KEYS, comma-separated): a key on a command line
+    shows in the process list, so the environment is the better place."""
+    keys = list(args.api_key) + [k.strip() for k in os.environ.get("COALESCE_API_KEYS", "").split(",") if k.strip()]
+    return ApiKeys(keys, rate_per_s=args.rate_limit, burst=max(1, int(args.rate_limit * 2)))
+
+
+def _contractor_tokens() -> dict[str, str]:
+    """COALESCE_CONTRACTOR_TOKENS: `card-url=key` pairs, comma-separated: the keys of secured contractors."""
+    pairs = [p.rsplit("=", 1) for p in os.environ.get("COALESCE_CONTRACTOR_TOKENS", "").split(",") if "=" in p]
+    return {url.strip(): token.strip() for url, token in pairs}
+
+
 def client_serve(args: argparse.Namespace) -> int:
     from client_agent.app import create_app as create_client_app
     from client_agent.build import build_service
@@ -69,10 +92,16 @@ def client_serve(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         llm = openai_settings_from_env() or _embedded_llm(stack)
-        service = build_service(args.db, llm, ClientConfig(strategy=args.strategy), contractors=args.contractor)
+        config = ClientConfig(
+            strategy=args.strategy,
+            allow_private_contractors=args.allow_private_contractors,
+            trusted_attestors=frozenset(args.trust_attestor),
+            contractor_tokens=_contractor_tokens(),
+        )
+        service = build_service(args.db, llm, config, contractors=args.contractor)
         sock = bind_socket(args.host, args.port)
         url = public_url(sock)
-        server = uvicorn_server(create_client_app(service), log_level=args.log_level)
+        server = uvicorn_server(create_client_app(service, _api_keys(args)), log_level=args.log_level)
         print(
             f"client agent at {url} (API docs at {url}docs), strategy {args.strategy}, database {args.db}", flush=True
         )
@@ -84,6 +113,28 @@ def llm_serve(args: argparse.Namespace) -> int:
     with LocalLLMServer(port=args.port, host=args.host) as server:
         print(f"local model {server.model!r} at {server.base_url} (Ctrl-C stops it)", flush=True)
         threading.Event().wait()
+    return 0
+
+
+def attest(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from client_agent.registry import FetchPolicy
+    from coalesce.attest import attest as run_attestation
+    from shared.keys import load_or_create, public_jwk, thumbprint
+
+    key = load_or_create(args.key, Ed25519PrivateKey)
+    assert isinstance(key, Ed25519PrivateKey)
+    policy = FetchPolicy(allow_private=args.allow_private_contractors)
+    certificate, results = asyncio.run(run_attestation(args.card_url, key, policy))
+    for result in results:
+        print(f"  {result.skill:<28} {'attested' if result.passed else 'not attested'}: {result.reason}")
+    args.out.write_text(json.dumps(certificate, indent=2))
+    attestor = thumbprint(public_jwk(key.public_key()))
+    print(f"certificate for {sum(r.passed for r in results)} skills written to {args.out}; attestor key id {attestor}")
     return 0
 
 
@@ -121,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", help="the URL clients use, when it differs from the bound address")
     serve.add_argument("--max-concurrent", type=int, help="tasks worked on at once (default: the card's)")
     serve.add_argument("--max-queued", type=int, help="tasks waiting for a slot (default: the card's)")
+    serve.add_argument("--key-dir", type=Path, help="its keys (created on first start; default .coalesce/keys/CARD)")
+    serve.add_argument(
+        "--previous-signing-key", type=Path, help="during a key rotation: the old signing key, to co-sign the card"
+    )
+    serve.add_argument("--skill-certificate", type=Path, help="a certificate from `coalesce attest`")
+    serve.add_argument("--encrypted-only", action="store_true", help="refuse messages outside the E2E channel")
+    _auth_arguments(serve)
     serve.set_defaults(run=contractor_serve)
 
     client = commands.add_parser("client", help="the client agent").add_subparsers(dest="action", required=True)
@@ -140,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CARD_URL",
         help="register this contractor at start (repeatable; retried until it answers)",
     )
+    client_server.add_argument(
+        "--allow-private-contractors",
+        action="store_true",
+        help="accept contractors on loopback and private networks (a local market); refused by default",
+    )
+    client_server.add_argument(
+        "--trust-attestor",
+        action="append",
+        default=[],
+        metavar="KEY_ID",
+        help="the key id (JWK thumbprint) of an attestor whose skill certificates count (repeatable)",
+    )
+    _auth_arguments(client_server)
     client_server.set_defaults(run=client_serve)
 
     llm = commands.add_parser("llm", help="the embedded local model").add_subparsers(dest="action", required=True)
@@ -155,9 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core)")
     sim.set_defaults(run=simulate)
 
+    attestation = commands.add_parser("attest", help="benchmark a contractor's skills and certify those that pass")
+    attestation.add_argument("card_url", help="the contractor's card URL (or its base URL)")
+    attestation.add_argument("--key", type=Path, required=True, help="the attestor's Ed25519 key (created if missing)")
+    attestation.add_argument("--out", type=Path, required=True, help="where to write the certificate (JSON)")
+    attestation.add_argument("--allow-private-contractors", action="store_true", help="allow loopback addresses")
+    attestation.set_defaults(run=attest)
+
     demo = commands.add_parser("demo", help="start local contractors and run real tasks through them over A2A")
     demo.set_defaults(run=run_demo)
     return parser
+
+
+def _auth_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key", action="append", default=[], help="an accepted API key (repeatable; or COALESCE_API_KEYS)"
+    )
+    parser.add_argument("--rate-limit", type=float, default=50.0, help="requests per second per API key")
 
 
 def _stop(signum: int, frame: object) -> None:

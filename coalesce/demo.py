@@ -24,6 +24,7 @@ from client_agent.build import build_service
 from client_agent.service import ClientConfig
 from contractor_agent.app import create_app
 from contractor_agent.config import build_workers, load_card, openai_settings_from_env, worker_kinds
+from contractor_agent.identity import Identity
 from contractor_agent.workers import LLMSettings
 from shared.local_llm import LocalLLMServer
 from shared.serving import ServerThread, bind_socket, public_url
@@ -84,11 +85,12 @@ def demo_task() -> dict[str, Any]:
     }
 
 
-def start_contractor(stack: ExitStack, name: str, llm: LLMSettings) -> str:
+def start_contractor(stack: ExitStack, name: str, llm: LLMSettings, key_dir: Path) -> str:
     card = load_card(CARDS / f"{name}.json")
     sock = bind_socket("127.0.0.1", 0)
     url = public_url(sock)
-    app = create_app(card, build_workers(worker_kinds(card), openai_settings=llm), base_url=url)
+    workers = build_workers(worker_kinds(card), openai_settings=llm)
+    app = create_app(card, workers, base_url=url, identity=Identity.from_key_dir(key_dir / name))
     stack.enter_context(ServerThread(app, sock))
     print(f"  contractor {card.name:<16} {url}", flush=True)
     return url
@@ -147,9 +149,11 @@ def main() -> int:
             print("starting the embedded local model (SmolLM2-135M-Instruct, llama.cpp, 127.0.0.1) ...", flush=True)
             server = stack.enter_context(LocalLLMServer())
             llm = LLMSettings(model=server.model, base_url=server.base_url, max_tokens=96)
-        urls = [start_contractor(stack, name, llm) for name in CONTRACTORS]
+        urls = [start_contractor(stack, name, llm, Path(scratch)) for name in CONTRACTORS]
         print("loading the embedding model and starting the client agent ...", flush=True)
-        service = build_service(f"sqlite:///{scratch}/client.db", llm, ClientConfig(strategy="thompson"))
+        service = build_service(
+            f"sqlite:///{scratch}/client.db", llm, ClientConfig(strategy="thompson", allow_private_contractors=True)
+        )
         service.local_workers = {
             k: w
             for k, w in service.local_workers.items()

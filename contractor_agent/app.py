@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
+from contractor_agent.identity import Identity
 from contractor_agent.push import PushNotifier
 from contractor_agent.rpc import RpcHandler, StreamReply
 from contractor_agent.task_manager import Limits, TaskManager
 from contractor_agent.workers import Worker
+from shared.auth import AuthError
 from shared.protocol import AgentCard, ErrorCode, JSONRPCError, rpc_error
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -38,8 +40,10 @@ async def read_bounded(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json")
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def create_app(
@@ -50,19 +54,22 @@ def create_app(
     limits: Limits | None = None,
     push_notifications: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
+    identity: Identity | None = None,
 ) -> FastAPI:
-    """A contractor serving `card` from `base_url` (the address actually bound, never 0.0.0.0)."""
+    """A contractor serving `card` from `base_url` (the address actually bound, never 0.0.0.0). `identity`: its
+    keys (signed card, end-to-end channel), skill certificate and API keys; none of these without it."""
+    identity = identity or Identity()
     if card.coalesce is not None and limits is None:
         limits = Limits(max_concurrent=card.coalesce.max_concurrent_tasks, max_queued=card.coalesce.max_queued_tasks)
     card = card.model_copy(
         update={"capabilities": card.capabilities.model_copy(update={"push_notifications": push_notifications})}
     )
-    served_card = card.served_at(base_url).wire()
+    served_card = identity.publish(card, base_url)
     notifier = PushNotifier() if push_notifications else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.manager = TaskManager(card, workers, limits, notifier)
+        app.state.manager = TaskManager(card, workers, limits, notifier, identity)
         app.state.rpc = RpcHandler(app.state.manager)
         yield
         await app.state.manager.close()
@@ -83,11 +90,20 @@ def create_app(
 
     @app.get("/v1/quote")
     async def quote(request: Request, complexity: float = Query(default=1.0, gt=0, le=100)) -> dict[str, Any]:
+        try:
+            identity.api_keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        except AuthError as error:
+            raise HTTPException(error.status, error.message, error.headers()) from None
         manager: TaskManager = request.app.state.manager
         return {"priceUsd": manager.quote(complexity), "load": manager.load()}
 
     @app.post("/")
     async def json_rpc(request: Request) -> Response:
+        try:
+            identity.api_keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        except AuthError as error:
+            refusal = JSONRPCError(code=ErrorCode.UNAUTHORIZED, message=error.message)
+            return _json(rpc_error(None, refusal), status=error.status, headers=error.headers())
         try:
             body = await read_bounded(request, max_body_bytes)
         except BodyTooLarge:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contractor_agent.compute import Cancelled
+from contractor_agent.identity import Identity
 from contractor_agent.push import PushNotifier
 from contractor_agent.workers import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.cost_model import dynamic_price, usage_charge
@@ -26,6 +27,7 @@ from shared.protocol import (
     CoalesceProfile,
     ErrorCode,
     Message,
+    Part,
     Price,
     PushNotificationConfig,
     SendRequest,
@@ -39,6 +41,7 @@ from shared.protocol import (
     can_transition,
     new_id,
 )
+from shared.secure_channel import Channel, ChannelError, envelope_of
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,8 @@ class TaskRecord:
     runner: asyncio.Task[None] | None = None
     subscribers: set[Subscription] = field(default_factory=set)
     push_configs: dict[str, PushNotificationConfig] = field(default_factory=dict)
+    channel: Channel | None = None  # the end-to-end channel, when the client opened one
+    worker_history: list[Message] = field(default_factory=list)  # what the worker reads: plaintext
 
     @property
     def state(self) -> TaskState:
@@ -104,6 +109,7 @@ class TaskManager:
         workers: Mapping[str, Worker],
         limits: Limits | None = None,
         notifier: PushNotifier | None = None,
+        identity: Identity | None = None,
     ) -> None:
         missing = [skill.id for skill in card.skills if skill.id not in workers]
         if missing:
@@ -113,6 +119,7 @@ class TaskManager:
         self.workers = dict(workers)
         self.limits = limits or Limits()
         self.notifier = notifier
+        self.identity = identity or Identity()
         self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
         self._semaphore = asyncio.Semaphore(self.limits.max_concurrent)
         self.running = 0
@@ -179,15 +186,24 @@ class TaskManager:
             raise A2AError(ErrorCode.TASK_NOT_FOUND, f"task {request.task_id!r} not found")
         if existing is not None:
             self._check_follow_up(existing, request)
-        skill = existing.skill if existing else self._skill_for(request)
-        self._check_content_types(skill, request)
-        self._admit()
+        channel, plain = self._open(existing, request.message)
+        received = channel.next_received if channel else 0
+        try:
+            skill = existing.skill if existing else self._skill_for(request)
+            self._check_content_types(skill, plain, request.accepted_output_modes)
+            self._admit()
+        except A2AError:
+            if channel is not None:  # a refused message does not use up its sequence number
+                channel.next_received = received - 1
+            raise
         if existing is None:
             record = self._create(request, skill, dialect)
+            record.channel = channel
         else:
             record = existing
             record.cancel_flag = threading.Event()
             record.task.history.append(self._stamped(request.message, record.task))
+        record.worker_history.append(self._stamped(plain, record.task))
         if request.push_config is not None:
             self.set_push_config(record, request.push_config)
         subscription = self._subscribe(record) if subscribe else None
@@ -288,16 +304,43 @@ class TaskManager:
             raise A2AError(ErrorCode.INVALID_PARAMS, f"unknown skill {skill_id!r}; this agent offers: {known}")
         return skill
 
-    def _check_content_types(self, skill: AgentSkill, request: SendRequest) -> None:
+    def _open(self, existing: TaskRecord | None, message: Message) -> tuple[Channel | None, Message]:
+        """The message as the worker reads it: an end-to-end envelope opened (on the task's channel, or a new
+        one), plaintext refused on an encrypted task or by a contractor that takes encrypted messages only."""
+        identity = self.identity
+        try:
+            envelope = envelope_of(message.parts)
+            if envelope is None:
+                if existing is not None and existing.channel is not None:
+                    raise ChannelError("plaintext", "this task's channel is encrypted; plaintext is refused")
+                if identity.e2e_key is not None and not identity.plaintext_accepted:
+                    raise ChannelError("plaintext", "this agent accepts end-to-end encrypted messages only")
+                return None, message
+            if identity.e2e_key is None:
+                raise ChannelError("wrong-key", "this agent offers no end-to-end channel")
+            if existing is None:
+                channel, parts = Channel.accept(identity.e2e_key, envelope, identity.replay_guard)
+            elif existing.channel is None:
+                raise ChannelError("malformed", "this task was opened in plaintext; it cannot switch channels")
+            else:
+                channel, parts = existing.channel, existing.channel.open_parts(envelope)
+        except ChannelError as error:
+            raise A2AError(
+                ErrorCode.E2E_REFUSED,
+                f"end-to-end envelope refused ({error.reason}): {error}",
+                {"reason": error.reason},
+            ) from None
+        return channel, message.model_copy(update={"parts": parts})
+
+    def _check_content_types(self, skill: AgentSkill, message: Message, accepted: list[str] | None) -> None:
         inputs = skill.input_modes or self.card.default_input_modes
-        for part in request.message.parts:
+        for part in message.parts:
             if not any(_mode_matches(part.mime_type, accepted) for accepted in inputs):
                 raise A2AError(
                     ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
                     f"skill {skill.id!r} does not accept {part.mime_type}; it accepts {', '.join(inputs)}",
                 )
         outputs = skill.output_modes or self.card.default_output_modes
-        accepted = request.accepted_output_modes
         if accepted and not any(_mode_matches(out, a) for out in outputs for a in accepted):
             raise A2AError(
                 ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
@@ -420,7 +463,7 @@ class TaskManager:
         request = WorkRequest(
             task_id=record.task.id,
             skill=record.skill,
-            messages=list(record.task.history),
+            messages=list(record.worker_history),
             cancelled=record.cancel_flag,
         )
         worker = self.workers[record.skill.id]
@@ -440,9 +483,12 @@ class TaskManager:
             self._fail(record, f"internal error in worker {worker.name!r}")
             return
         if isinstance(outcome, NeedsInput):
-            self._transition(
-                record, TaskState.INPUT_REQUIRED, agent_message(outcome.prompt, {"missing": outcome.missing})
-            )
+            prompt = self._stamped(agent_message(outcome.prompt, {"missing": outcome.missing}), record.task)
+            record.worker_history.append(prompt)
+            if record.channel is not None:
+                sealed = record.channel.seal_parts(prompt.parts)
+                prompt = prompt.model_copy(update={"parts": [Part.of_text("input required (sealed)"), sealed]})
+            self._transition(record, TaskState.INPUT_REQUIRED, prompt)
             return
         self._complete(record, outcome)
 
@@ -457,10 +503,11 @@ class TaskManager:
         quote = record.task.metadata["coalesce"]["quoteUsd"]
         cost = quote + usage_charge(self.price, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
         record.task.metadata["coalesce"].update({"costUsd": round(cost, 6), "usage": usage.wire()})
-        for artifact in result.artifacts:
-            metadata = {
-                **(artifact.metadata or {}),
-                "coalesce": {"costUsd": round(cost, 6), "usage": usage.wire()},
-            }
-            self._add_artifact(record, artifact.model_copy(update={"metadata": metadata}))
-        self._transition(record, TaskState.COMPLETED, agent_message(result.summary or "done"))
+        charged = {"coalesce": {"costUsd": round(cost, 6), "usage": usage.wire()}}
+        artifacts = [a.model_copy(update={"metadata": {**(a.metadata or {}), **charged}}) for a in result.artifacts]
+        summary = result.summary or "done"
+        if record.channel is not None:  # the artifacts travel as the channel's last envelope
+            artifacts, summary = [record.channel.seal_artifacts(artifacts)], "done (artifacts sealed)"
+        for artifact in artifacts:
+            self._add_artifact(record, artifact)
+        self._transition(record, TaskState.COMPLETED, agent_message(summary))

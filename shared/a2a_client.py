@@ -24,8 +24,15 @@ MAX_EVENTS = 10_000
 
 
 class A2AClient:
-    def __init__(self, base_url: str, http: httpx.AsyncClient | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        http: httpx.AsyncClient | None = None,
+        timeout_s: float = 60.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.headers = headers or {}
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=timeout_s)
         self.timeout_s = timeout_s
@@ -42,7 +49,7 @@ class A2AClient:
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         body = {"jsonrpc": "2.0", "id": new_id(), "method": method, "params": params}
-        response = await self.http.post(self.base_url, json=body, timeout=self.timeout_s)
+        response = await self.http.post(self.base_url, json=body, timeout=self.timeout_s, headers=self.headers)
         return self._result(response.json())
 
     @staticmethod
@@ -82,7 +89,9 @@ class A2AClient:
             "method": "tasks/sendSubscribe",
             "params": self.send_params(task_id, message, skill, metadata),
         }
-        async with self.http.stream("POST", self.base_url, json=body, timeout=self.timeout_s) as response:
+        async with self.http.stream(
+            "POST", self.base_url, json=body, timeout=self.timeout_s, headers=self.headers
+        ) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 self._result(json.loads(await response.aread()))
                 raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, "expected an event stream")

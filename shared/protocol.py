@@ -54,6 +54,10 @@ class ErrorCode(IntEnum):
     VERSION_NOT_SUPPORTED = -32009
     # COALESCE: the contractor is at capacity; `data.retryAfterSeconds` says when to try again.
     OVER_CAPACITY = -32050
+    # COALESCE: an end-to-end envelope refused; `data.reason` names why (tampered, replay, reordered, ...).
+    E2E_REFUSED = -32051
+    # COALESCE: no or wrong API key, or over its rate limit (HTTP 401 / 429 carry it).
+    UNAUTHORIZED = -32052
 
 
 class A2AError(Exception):
@@ -371,7 +375,9 @@ class CoalesceProfile(A2AModel):
         default_factory=dict,
         description="skill id -> worker kind (llm, anthropic, var, portfolio, similarity, echo)",
     )
-    public_key: str | None = None
+    skill_certificate: dict[str, Any] | None = Field(
+        default=None, description="an attestor's signed Merkle root and one inclusion proof per skill"
+    )
 
 
 class AgentCard(A2AModel):

@@ -103,17 +103,22 @@ class SkillProfile:
     skill_id: str
     terms: frozenset[str]
     text: str
+    term_weight: float = 1.0  # how much each matched term counts: less for a skill without an attestation proof
 
 
-def skill_profiles(contractor_id: str, card: AgentCard) -> list[SkillProfile]:
+def skill_profiles(
+    contractor_id: str, card: AgentCard, term_weights: dict[str, float] | None = None
+) -> list[SkillProfile]:
     """A card's skills: terms are the card's ontology terms plus `skill:<id>` and `tag:<tag>` per skill."""
     ontology = set(card.coalesce.ontology) if card.coalesce else set()
+    weights = term_weights or {}
     return [
         SkillProfile(
             contractor_id=contractor_id,
             skill_id=skill.id,
             terms=frozenset(ontology | {f"skill:{skill.id}"} | {f"tag:{tag}" for tag in skill.tags}),
             text=f"{skill.name}. {skill.description} {' '.join(skill.tags)}".strip(),
+            term_weight=weights.get(skill.id, 1.0),
         )
         for skill in card.skills
     ]
@@ -194,7 +199,7 @@ class SkillIndex:
                 self._vocabulary.setdefault(term, len(self._vocabulary))
         incidence = np.zeros((len(self._profiles), max(len(self._vocabulary), 1)), dtype=np.float32)
         for row, profile in enumerate(self._profiles):
-            incidence[row, [self._vocabulary[t] for t in profile.terms]] = 1.0
+            incidence[row, [self._vocabulary[t] for t in profile.terms]] = profile.term_weight
         self._incidence = incidence
         texts = [p.text for p in self._profiles]
         self._embeddings = self.embedder.embed(texts) if texts else None

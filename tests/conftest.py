@@ -25,6 +25,7 @@ from contractor_agent.app import create_app
 from contractor_agent.config import build_workers, load_card, worker_kinds
 from contractor_agent.task_manager import Limits
 from contractor_agent.workers import LLMSettings, Worker
+from shared.auth import ApiKeys
 from shared.local_llm import LocalLLMServer
 from shared.protocol import AgentCard
 from shared.serving import ServerThread, bind_socket
@@ -192,9 +193,9 @@ PORTFOLIO = {
 class Client:
     """A running client service and an HTTP client for it."""
 
-    def __init__(self, service: ClientService) -> None:
+    def __init__(self, service: ClientService, api_keys: ApiKeys | None = None) -> None:
         self.service = service
-        self.server = ServerThread(create_client_app(service), bind_socket())
+        self.server = ServerThread(create_client_app(service, api_keys), bind_socket())
         self.url = ""
 
     def __enter__(self) -> Client:
@@ -238,16 +239,22 @@ def make_client(tmp_path, embedder, local_llm) -> Iterator:
     clients: list[Client] = []
 
     def make(
-        own_skills: set[str] | None = None, strategy: str = "ucb1", db: str | None = None, **config: Any
+        own_skills: set[str] | None = None,
+        strategy: str = "ucb1",
+        db: str | None = None,
+        api_keys: ApiKeys | None = None,
+        **config: Any,
     ) -> Client:
         workers = local_workers(local_llm)
         if own_skills is not None:
             workers = {skill: w for skill, w in workers.items() if skill in own_skills}
-        settings = ClientConfig(strategy=strategy, hire_timeout_s=60, **config)
+        settings = ClientConfig(
+            **{"strategy": strategy, "hire_timeout_s": 60, "allow_private_contractors": True, **config}
+        )
         service = ClientService(
             Store(db or f"sqlite:///{tmp_path}/client.db"), CachedEmbedder(embedder), workers, settings
         )
-        client = Client(service).__enter__()
+        client = Client(service, api_keys).__enter__()
         clients.append(client)
         return client
 

@@ -13,8 +13,9 @@ import httpx
 from tests.conftest import CARDS, rpc, spawn
 
 
-def test_contractor_serve_binds_a_free_port_and_stops_cleanly_on_sigterm():
-    process, url = spawn("contractor", "serve", "--card", str(CARDS / "cpu_optimised.json"), "--port", "0")
+def test_contractor_serve_binds_a_free_port_and_stops_cleanly_on_sigterm(tmp_path):
+    card_file = str(CARDS / "cpu_optimised.json")
+    process, url = spawn("contractor", "serve", "--card", card_file, "--port", "0", "--key-dir", str(tmp_path))
     try:
         card = httpx.get(url + ".well-known/agent.json", timeout=10).json()
         assert card["url"] == url and card["name"] == "CPU Optimised"
@@ -60,6 +61,7 @@ def test_client_serve_registers_its_contractors_at_start(cpu_contractor: str, lo
         f"sqlite:///{tmp_path}/c.db",
         "--contractor",
         cpu_contractor,
+        "--allow-private-contractors",
         llm=local_llm,
     )
     try:

@@ -1,0 +1,291 @@
+"""The end-to-end channel between a client and a contractor, on top of A2A (the paper's Secure Communication
+Protocol), built from `cryptography` primitives only.
+
+Per A2A task the client makes an ephemeral X25519 key pair and runs ECDH with the contractor's long-term X25519 key
+(published in its signed card, extension `urn:coalesce:e2e:v1`). HKDF-SHA256 turns the shared secret into two
+AES-256-GCM keys, one per direction. Every envelope carries a sequence number per direction; the 96-bit nonce is
+the direction and that number, so a nonce never repeats under one key. The associated data binds everything in the
+envelope but the ciphertext: version, recipient key, ephemeral key, channel (the task the client opened it for),
+direction, sequence number, time and whether it is the last envelope of its direction.
+
+An envelope travels as an A2A data part `{"coalesceE2e": {...}}`: plain A2A clients never see one unless they
+opened the channel. What goes inside is the JSON of the parts of a message (client to contractor, or an agent's
+input-required prompt) or of the artifacts of a finished task (contractor to client, sent once, as the last
+envelope, so a dropped artifact cannot go unnoticed).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import rfc8785
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from shared.keys import b64url, raw_public, unb64url, x25519_from_text
+from shared.protocol import Artifact, Message, Part
+
+E2E_EXTENSION_URI = "urn:coalesce:e2e:v1"
+ENVELOPE_KEY = "coalesceE2e"
+ALGORITHM = "X25519-HKDF-SHA256-A256GCM"
+VERSION = 1
+MAX_CLOCK_SKEW_S = 300.0  # a first envelope older (or newer) than this is refused: the replay window
+MAX_SEEN_CHANNELS = 100_000
+Direction = Literal["c2s", "s2c"]
+NONCE_PREFIX = {"c2s": b"\x01\x00\x00\x00", "s2c": b"\x02\x00\x00\x00"}
+
+
+class ChannelError(Exception):
+    """An envelope refused. `reason` names the attack or fault: malformed, wrong-key, tampered, replay,
+    reordered, truncated, expired, plaintext."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def key_id(public: X25519PublicKey) -> str:
+    return b64url(hashlib.sha256(raw_public(public)).digest()[:16])
+
+
+def e2e_extension(private: X25519PrivateKey, plaintext_accepted: bool) -> dict[str, Any]:
+    """The card extension that offers the channel."""
+    public = private.public_key()
+    return {
+        "uri": E2E_EXTENSION_URI,
+        "description": "COALESCE end-to-end encryption of message parts and artifacts (" + ALGORITHM + ")",
+        "required": not plaintext_accepted,
+        "params": {
+            "algorithm": ALGORITHM,
+            "publicKey": b64url(raw_public(public)),
+            "kid": key_id(public),
+            "plaintextAccepted": plaintext_accepted,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ChannelOffer:
+    """What a card offers: the contractor's key, and whether it also takes plaintext."""
+
+    public_key: X25519PublicKey
+    kid: str
+    plaintext_accepted: bool
+
+
+def channel_offer(extensions: list[Any]) -> ChannelOffer | None:
+    for extension in extensions:
+        params = extension.params if extension.uri == E2E_EXTENSION_URI else None
+        if params and params.get("algorithm") == ALGORITHM and isinstance(params.get("publicKey"), str):
+            try:
+                public = x25519_from_text(params["publicKey"])
+            except ValueError:
+                return None
+            return ChannelOffer(public, key_id(public), bool(params.get("plaintextAccepted", True)))
+    return None
+
+
+def _keys(shared: bytes, ephemeral: bytes, recipient: bytes, channel: str) -> dict[Direction, AESGCM]:
+    okm = HKDF(
+        algorithm=hashes.SHA256(),
+        length=64,
+        salt=ephemeral + recipient,
+        info=b"coalesce-e2e-v1|" + channel.encode(),
+    ).derive(shared)
+    return {"c2s": AESGCM(okm[:32]), "s2c": AESGCM(okm[32:])}
+
+
+def envelope_of(parts: list[Part]) -> dict[str, Any] | None:
+    """The envelope in a message's parts, if it carries one."""
+    for part in parts:
+        if part.kind == "data" and isinstance(part.data, dict) and ENVELOPE_KEY in part.data:
+            envelope = part.data[ENVELOPE_KEY]
+            if not isinstance(envelope, dict):
+                raise ChannelError("malformed", "the end-to-end envelope must be an object")
+            return envelope
+    return None
+
+
+@dataclass
+class Channel:
+    """One task's channel, on either side. `seal` and `open` keep the sequence numbers."""
+
+    channel_id: str
+    recipient_kid: str
+    ephemeral_public: bytes
+    _aead: dict[Direction, AESGCM]
+    sends: Direction
+    next_sent: int = 0
+    next_received: int = 0
+    closed: bool = False
+
+    @classmethod
+    def open_to(cls, offer: ChannelOffer, channel_id: str) -> Channel:
+        """The client's side: a fresh ephemeral key for this channel."""
+        ephemeral = X25519PrivateKey.generate()
+        public = raw_public(ephemeral.public_key())
+        aead = _keys(ephemeral.exchange(offer.public_key), public, raw_public(offer.public_key), channel_id)
+        return cls(channel_id, offer.kid, public, aead, sends="c2s")
+
+    @classmethod
+    def accept(
+        cls, private: X25519PrivateKey, envelope: dict[str, Any], replay_guard: ReplayGuard
+    ) -> tuple[Channel, list[Part]]:
+        """The contractor's side, from the client's first envelope (refused when stale or seen before): the
+        channel and the first message's parts."""
+        header = _header(envelope)
+        own = key_id(private.public_key())
+        if header["kid"] != own:
+            raise ChannelError("wrong-key", f"the envelope is encrypted for key {header['kid']}, this agent's is {own}")
+        if header["seq"] != 0:
+            raise ChannelError("reordered", f"a new channel starts at sequence 0, not {header['seq']}")
+        try:
+            ephemeral = unb64url(header["epk"])
+            peer = X25519PublicKey.from_public_bytes(ephemeral)
+        except ValueError:
+            raise ChannelError("malformed", "the envelope's ephemeral key is not an X25519 key") from None
+        if abs(time.time() - header["ts"]) > MAX_CLOCK_SKEW_S:
+            raise ChannelError("expired", f"the envelope's time is more than {MAX_CLOCK_SKEW_S:g} s from now")
+        aead = _keys(private.exchange(peer), ephemeral, raw_public(private.public_key()), header["channel"])
+        channel = cls(header["channel"], own, ephemeral, aead, sends="s2c")
+        parts = channel.open_parts(envelope)  # authenticated before the channel counts as seen
+        replay_guard.claim(header["epk"])
+        return channel, parts
+
+    def seal(self, payload: dict[str, Any], final: bool = False) -> dict[str, Any]:
+        if self.closed:
+            raise ChannelError("truncated", "the channel's last envelope has been sent")
+        header = {
+            "v": VERSION,
+            "alg": ALGORITHM,
+            "kid": self.recipient_kid,
+            "epk": b64url(self.ephemeral_public),
+            "channel": self.channel_id,
+            "dir": self.sends,
+            "seq": self.next_sent,
+            "ts": int(time.time()),
+            "final": final,
+        }
+        nonce = NONCE_PREFIX[self.sends] + self.next_sent.to_bytes(8, "big")
+        plaintext = json.dumps(
+            payload, separators=(",", ":")
+        ).encode()  # canonical form only where it is signed: the AAD
+        ciphertext = self._aead[self.sends].encrypt(nonce, plaintext, rfc8785.dumps(header))
+        self.next_sent += 1
+        self.closed = final
+        return {**header, "ct": binascii.b2a_base64(ciphertext, newline=False).decode("ascii")}
+
+    def open(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        header = _header(envelope)
+        receives: Direction = "s2c" if self.sends == "c2s" else "c2s"
+        if header["dir"] != receives:
+            raise ChannelError("reordered", f"an envelope for direction {header['dir']} arrived on {receives}")
+        if header["channel"] != self.channel_id or header["epk"] != b64url(self.ephemeral_public):
+            raise ChannelError("wrong-key", "the envelope belongs to another channel")
+        if header["seq"] < self.next_received:
+            raise ChannelError(
+                "replay", f"sequence {header['seq']} was already received (expected {self.next_received})"
+            )
+        if header["seq"] > self.next_received:
+            raise ChannelError("reordered", f"sequence {header['seq']} arrived before {self.next_received}")
+        try:
+            ciphertext = binascii.a2b_base64(envelope.get("ct", ""), strict_mode=True)
+        except (ValueError, TypeError):
+            raise ChannelError("malformed", "the ciphertext is not base64") from None
+        if len(ciphertext) < 16:
+            raise ChannelError("truncated", "the ciphertext is shorter than its authentication tag")
+        nonce = NONCE_PREFIX[receives] + header["seq"].to_bytes(8, "big")
+        try:
+            plaintext = self._aead[receives].decrypt(nonce, ciphertext, rfc8785.dumps(header))
+        except InvalidTag:
+            raise ChannelError(
+                "tampered", "the envelope failed authentication (altered, or not for this key)"
+            ) from None
+        self.next_received += 1
+        payload = json.loads(plaintext)
+        if not isinstance(payload, dict):
+            raise ChannelError("malformed", "the sealed payload must be an object")
+        return payload
+
+    # ------------------------------------------------------------ what travels inside
+
+    def seal_parts(self, parts: list[Part]) -> Part:
+        return Part.of_data({ENVELOPE_KEY: self.seal({"parts": [p.wire() for p in parts]})})
+
+    def seal_message(self, message: Message) -> Message:
+        """A user message whose parts travel sealed (its metadata, which may carry the instruction, dropped:
+        the parts say everything)."""
+        return Message(role=message.role, parts=[self.seal_parts(message.parts)], message_id=message.message_id)
+
+    def open_parts(self, envelope: dict[str, Any]) -> list[Part]:
+        payload = self.open(envelope)
+        try:
+            return [Part.model_validate(p) for p in payload["parts"]]
+        except (KeyError, TypeError, ValueError):
+            raise ChannelError("malformed", "the sealed message has no valid parts") from None
+
+    def seal_artifacts(self, artifacts: list[Artifact]) -> Artifact:
+        envelope = self.seal({"artifacts": [a.wire() for a in artifacts]}, final=True)
+        return Artifact(name="coalesce-e2e", parts=[Part.of_data({ENVELOPE_KEY: envelope})])
+
+    def open_artifacts(self, artifacts: list[Artifact]) -> list[Artifact]:
+        """The task's artifacts from its one sealed artifact; plaintext ones on this channel are refused."""
+        envelopes = [envelope_of(a.parts) for a in artifacts]
+        if not artifacts or any(e is None for e in envelopes):
+            raise ChannelError("plaintext", "the contractor answered outside the end-to-end channel")
+        if len(envelopes) != 1:
+            raise ChannelError("malformed", f"expected one sealed artifact, got {len(envelopes)}")
+        envelope = envelopes[0]
+        assert envelope is not None
+        if envelope.get("final") is not True:
+            raise ChannelError("truncated", "the sealed artifacts are not marked as the channel's last envelope")
+        payload = self.open(envelope)
+        try:
+            return [Artifact.model_validate(a) for a in payload["artifacts"]]
+        except (KeyError, TypeError, ValueError):
+            raise ChannelError("malformed", "the sealed artifacts are not valid artifacts") from None
+
+
+def _header(envelope: dict[str, Any]) -> dict[str, Any]:
+    fields = {"v": int, "alg": str, "kid": str, "epk": str, "channel": str, "dir": str, "seq": int, "ts": int}
+    header: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value = envelope.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ChannelError("malformed", f"the envelope's {name!r} is missing or not a {kind.__name__}")
+        header[name] = value
+    if header["v"] != VERSION or header["alg"] != ALGORITHM:
+        raise ChannelError("malformed", f"unsupported envelope version {header['v']} / algorithm {header['alg']!r}")
+    if not 0 <= header["seq"] < 2**32 or len(header["channel"]) > 256:
+        raise ChannelError("malformed", "the envelope's sequence number or channel is out of range")
+    if not isinstance(envelope.get("final"), bool):
+        raise ChannelError("malformed", "the envelope's 'final' must be true or false")
+    header["final"] = envelope["final"]
+    return header
+
+
+@dataclass
+class ReplayGuard:
+    """The ephemeral keys of channels already opened, kept for the replay window (bounded)."""
+
+    max_entries: int = MAX_SEEN_CHANNELS
+    _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
+
+    def claim(self, ephemeral_key: str) -> None:
+        now = time.time()
+        while self._seen and next(iter(self._seen.values())) < now - 2 * MAX_CLOCK_SKEW_S:
+            self._seen.popitem(last=False)
+        if ephemeral_key in self._seen:
+            raise ChannelError("replay", "this channel was already opened (a replayed first message)")
+        if len(self._seen) >= self.max_entries:
+            self._seen.popitem(last=False)
+        self._seen[ephemeral_key] = now

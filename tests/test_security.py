@@ -1,0 +1,509 @@
+"""Secure exchange: the end-to-end channel, signed cards, skill certificates, API keys and safe card fetching.
+Every attack is refused with its own error and changes nothing: no task, no payment, no pin moved."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse, Response
+
+from client_agent.registry import CardError, FetchPolicy, Registry, fetch_card
+from client_agent.storage import Store
+from coalesce.attest import attest
+from contractor_agent.identity import Identity
+from shared.attestation import AttestedSkill, issue_certificate
+from shared.auth import ApiKeys
+from shared.card_signing import CardTrustError, key_to_pin, verify_card
+from shared.keys import public_jwk, thumbprint
+from shared.protocol import AgentCard, Artifact, Message, Part
+from shared.secure_channel import Channel, ChannelError, ChannelOffer, ReplayGuard, channel_offer, key_id
+from shared.serving import ServerThread, bind_socket
+from shared.skills import CachedEmbedder, SkillIndex, SkillRequirement
+from tests.conftest import RISK, StartContractor, card_named, rpc, subtask
+
+E2E_REFUSED = -32051
+
+
+def flip(ciphertext: str) -> str:
+    """One base64 character of the ciphertext changed."""
+    return ciphertext[:20] + ("A" if ciphertext[20] != "A" else "B") + ciphertext[21:]
+
+
+def new_identity(**extra: Any) -> Identity:
+    return Identity(signing_keys=[Ed25519PrivateKey.generate()], e2e_key=X25519PrivateKey.generate(), **extra)
+
+
+def kid_of(key: Ed25519PrivateKey) -> str:
+    return thumbprint(public_jwk(key.public_key()))
+
+
+def served_card(url: str) -> dict[str, Any]:
+    return httpx.get(url + ".well-known/agent-card.json", timeout=10).json()
+
+
+def offer_of(url: str) -> ChannelOffer:
+    offer = channel_offer(AgentCard.model_validate(served_card(url)).capabilities.extensions)
+    assert offer is not None
+    return offer
+
+
+def sealed_send(url: str, task_id: str, channel: Channel, data: dict[str, Any] | None = None, envelope=None) -> dict:
+    part = Part.of_data({"coalesceE2e": envelope}) if envelope is not None else None
+    message = channel.seal_message(Message(role="user", parts=[Part.of_data(data or {})])) if part is None else None
+    wire = message.wire() if message else {"role": "user", "messageId": "m", "parts": [part.wire()]}
+    return rpc(url, "tasks/send", {"id": task_id, "message": wire, "metadata": {"skill": "risk-assessment"}})
+
+
+def task_count(url: str) -> int:
+    return rpc(url, "ListTasks", {}, **{"a2a-version": "1.0"})["result"]["totalSize"]
+
+
+@pytest.fixture
+def secure_cpu(start_contractor: StartContractor) -> tuple[str, Identity]:
+    identity = new_identity()
+    return start_contractor(card_named("cpu_optimised"), identity=identity), identity
+
+
+# ---------------------------------------------------------------- the channel
+
+
+def test_channel_refuses_tampering_replay_reordering_truncation_and_the_wrong_key():
+    server_key = X25519PrivateKey.generate()
+    offer = ChannelOffer(server_key.public_key(), key_id(server_key.public_key()), True)
+    guard = ReplayGuard()
+    client = Channel.open_to(offer, "task-1")
+    first = client.seal({"parts": [Part.of_text("secret").wire()]})
+    tampered = {**first, "ct": flip(first["ct"])}
+    with pytest.raises(ChannelError) as refused:
+        Channel.accept(server_key, tampered, guard)
+    assert refused.value.reason == "tampered"
+    with pytest.raises(ChannelError) as refused:
+        Channel.accept(X25519PrivateKey.generate(), first, guard)
+    assert refused.value.reason == "wrong-key"
+    with pytest.raises(ChannelError) as refused:
+        Channel.accept(server_key, {**first, "seq": 0, "channel": "task-2"}, guard)  # moved to another task
+    assert refused.value.reason == "tampered"
+
+    server, parts = Channel.accept(server_key, first, guard)
+    assert parts[0].text == "secret"
+    with pytest.raises(ChannelError) as refused:
+        Channel.accept(server_key, first, guard)  # the same first message again
+    assert refused.value.reason == "replay"
+
+    second, third = client.seal({"parts": []}), client.seal({"parts": []})
+    with pytest.raises(ChannelError) as refused:
+        server.open(third)
+    assert refused.value.reason == "reordered"
+    server.open(second)
+    with pytest.raises(ChannelError) as refused:
+        server.open(second)
+    assert refused.value.reason == "replay"
+    with pytest.raises(ChannelError) as refused:
+        server.open({**third, "ct": third["ct"][:8]})
+    assert refused.value.reason == "truncated"
+    server.open(third)  # the refusals above consumed nothing
+
+    artifacts = server.seal_artifacts([])
+    not_final = {**artifacts.parts[0].data["coalesceE2e"], "final": False}  # the end marker stripped
+    with pytest.raises(ChannelError) as refused:
+        client.open_artifacts([Artifact(parts=[Part.of_text("plaintext answer")])])
+    assert refused.value.reason == "plaintext"
+    with pytest.raises(ChannelError) as refused:
+        client.open_artifacts([Artifact(parts=[Part.of_data({"coalesceE2e": not_final})])])
+    assert refused.value.reason == "truncated"
+    assert client.open_artifacts([artifacts]) == []
+
+
+def test_contractor_refuses_attacks_on_the_channel_and_keeps_no_trace(secure_cpu):
+    url, _identity = secure_cpu
+    offer = offer_of(url)
+    before = task_count(url)
+
+    good = Channel.open_to(offer, "e2e-1")
+    envelope = good.seal({"parts": [Part.of_data(RISK).wire()]})
+    tampered = {**envelope, "ct": flip(envelope["ct"])}
+    error = sealed_send(url, "e2e-1", good, envelope=tampered)["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "tampered", error
+    stranger = ChannelOffer(X25519PrivateKey.generate().public_key(), "not-this-agent", True)
+    error = sealed_send(url, "e2e-2", Channel.open_to(stranger, "e2e-2"), RISK)["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "wrong-key", error
+    assert task_count(url) == before  # nothing created
+
+    done = sealed_send(url, "e2e-1", good, envelope=envelope)["result"]
+    assert done["status"]["state"] == "completed"
+    assert "portfolio_value" not in json.dumps(done) and "1000000" not in json.dumps(done)  # input never in clear
+    result = good.open_artifacts([Artifact.model_validate(a) for a in done["artifacts"]])
+    assert result[0].parts[0].data["var"] > 0
+
+    error = sealed_send(url, "e2e-3", good, envelope=envelope)["error"]  # the same first message, replayed
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "replay", error
+    assert task_count(url) == before + 1
+
+
+def test_contractor_refuses_reordered_and_plaintext_follow_ups(secure_cpu):
+    url, _ = secure_cpu
+    channel = Channel.open_to(offer_of(url), "e2e-ask")
+    asked = sealed_send(url, "e2e-ask", channel, {"returns": [0.01, -0.02, 0.005]})["result"]  # no portfolio value
+    assert asked["status"]["state"] == "input-required"
+    prompt = asked["status"]["message"]
+    assert "portfolio_value" not in json.dumps(prompt)  # the prompt is sealed too
+    sealed_prompt = next(p["data"]["coalesceE2e"] for p in prompt["parts"] if p.get("kind") == "data")
+    opened = channel.open_parts(sealed_prompt)
+    assert "portfolio_value" in json.dumps([p.wire() for p in opened])
+    history = len(asked["history"])
+
+    answer, later = (
+        channel.seal({"parts": [Part.of_data({"portfolio_value": 5e5}).wire()]}),
+        channel.seal({"parts": []}),
+    )
+    error = sealed_send(url, "e2e-ask", channel, envelope=later)["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "reordered", error
+    plain = {"role": "user", "messageId": "p", "parts": [{"kind": "data", "data": {"portfolio_value": 5e5}}]}
+    error = rpc(url, "tasks/send", {"id": "e2e-ask", "message": plain})["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "plaintext", error
+    assert len(rpc(url, "tasks/get", {"id": "e2e-ask"})["result"]["history"]) == history  # nothing appended
+
+    done = sealed_send(url, "e2e-ask", channel, envelope=answer)["result"]
+    assert done["status"]["state"] == "completed"
+
+
+def test_encrypted_only_contractor_refuses_plaintext(start_contractor: StartContractor):
+    url = start_contractor(card_named("cpu_optimised"), identity=new_identity(plaintext_accepted=False))
+    before = task_count(url)
+    plain = {"role": "user", "messageId": "p", "parts": [{"kind": "data", "data": RISK}]}
+    error = rpc(url, "tasks/send", {"id": "plain-1", "message": plain})["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "plaintext"
+    assert task_count(url) == before
+    extension = next(e for e in served_card(url)["capabilities"]["extensions"] if e["uri"] == "urn:coalesce:e2e:v1")
+    assert extension["required"] is True and extension["params"]["plaintextAccepted"] is False
+
+
+def test_client_sends_a_confidential_task_end_to_end_encrypted(secure_cpu, make_client):
+    url, _ = secure_cpu
+    client = make_client(own_skills=set())
+    registered = client.register(url)
+    task = client.run(
+        {
+            "description": "Risk of the confidential fund",
+            "sensitivity": "confidential",
+            "subtasks": [subtask("risk-assessment", "Monte Carlo value at risk", input_data=RISK)],
+            "budget_usd": 1.0,
+        }
+    )
+    (risk,) = task["subtasks"]
+    assert risk["status"] == "completed", risk
+    assert risk["decision"]["contractor"] == registered["id"] and risk["verification"]["passed"]
+    assert risk["artifacts"][0]["parts"][0]["data"]["var"] > 0  # opened by the client
+    remote = rpc(url, "tasks/get", {"id": risk["a2aTaskId"]})["result"]
+    assert "portfolio_value" not in json.dumps(remote)  # the contractor's stored task holds only envelopes
+    assert remote["artifacts"][0]["name"] == "coalesce-e2e"
+    market = client.http.get("/v1/market").json()["contractors"][0]
+    assert market["endToEnd"] is True and market["signingKey"]
+
+
+@pytest.mark.parametrize("identity", ["none", "unsigned", "no-channel"])
+def test_client_never_sends_sensitive_data_in_plaintext_or_to_an_unsigned_card(
+    identity, start_contractor: StartContractor, make_client
+):
+    made = {
+        "none": None,
+        "unsigned": Identity(e2e_key=X25519PrivateKey.generate()),
+        "no-channel": Identity(signing_keys=[Ed25519PrivateKey.generate()]),
+    }[identity]
+    url = start_contractor(card_named("cpu_optimised"), identity=made)
+    client = make_client(own_skills=set())
+    client.register(url)
+    body = {
+        "description": "Risk of the restricted fund",
+        "sensitivity": "restricted",
+        "subtasks": [subtask("risk-assessment", "Monte Carlo value at risk", input_data=RISK)],
+        "budget_usd": 1.0,
+    }
+    (risk,) = client.run(body)["subtasks"]
+    assert risk["status"] == "failed" and risk["a2aTaskId"] is None
+    (why,) = risk["excluded"].values()
+    assert ("unsigned" in why) if identity in ("none", "unsigned") else ("end-to-end" in why)
+    assert task_count(url) == 0  # the contractor never saw the data
+    assert client.http.get("/v1/ledger").json()["entries"] == []  # and nothing was paid or reserved
+
+    body["sensitivity"] = "internal"  # the same contractor is fine for internal data
+    (risk,) = client.run(body)["subtasks"]
+    assert risk["status"] == "completed" and task_count(url) == 1
+
+
+# ---------------------------------------------------------------- signed cards
+
+
+def test_a2a_sdk_verifier_accepts_our_signed_card_and_rejects_a_tampered_one(secure_cpu):
+    from a2a.client.card_resolver import parse_agent_card
+    from a2a.utils.signing import InvalidSignaturesError, create_signature_verifier
+    from jwt import PyJWK
+
+    url, identity = secure_cpu
+    card = served_card(url)
+    key = identity.signing_keys[0]
+    keys = {kid_of(key): PyJWK(public_jwk(key.public_key()))}
+    verifier = create_signature_verifier(lambda kid, jku: keys[kid], ["EdDSA"])
+    verifier(parse_agent_card(copy.deepcopy(card)))  # the official SDK accepts it
+    assert verify_card(card) == [kid_of(key)]
+    tampered = copy.deepcopy(card)
+    tampered["capabilities"]["extensions"][0]["params"]["price"]["baseUsd"] = 0.000001
+    with pytest.raises(InvalidSignaturesError):
+        verifier(parse_agent_card(copy.deepcopy(tampered)))
+    with pytest.raises(CardTrustError, match="forged or altered"):
+        verify_card(tampered)
+    redirected = {**copy.deepcopy(card), "url": "http://127.0.0.1:9/"}  # legacy url outside the signed view
+    with pytest.raises(CardTrustError, match="not one of its signed interfaces"):
+        verify_card(redirected)
+
+
+class CardHost:
+    """A web server whose card the test swaps: forged cards, rotations."""
+
+    def __init__(self) -> None:
+        self.card: dict[str, Any] | bytes = {}
+        app = FastAPI()
+
+        @app.get("/.well-known/agent-card.json")
+        async def card() -> Response:
+            body = self.card if isinstance(self.card, bytes) else json.dumps(self.card).encode()
+            return Response(body, media_type="application/json")
+
+        @app.get("/loop/.well-known/agent-card.json")
+        async def loop() -> RedirectResponse:
+            return RedirectResponse("/loop/.well-known/agent-card.json")
+
+        self.server = ServerThread(app, bind_socket())
+
+    def publish(self, *keys: Ed25519PrivateKey, e2e: X25519PrivateKey | None = None) -> dict[str, Any]:
+        self.card = Identity(signing_keys=list(keys), e2e_key=e2e).publish(card_named("cpu_optimised"), self.url)
+        return self.card
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+def card_host():
+    host = CardHost()
+    with host.server:
+        yield host
+
+
+def test_client_refuses_a_forged_card_at_registration(card_host: CardHost, make_client):
+    card = copy.deepcopy(card_host.publish(Ed25519PrivateKey.generate()))
+    card["skills"][0]["description"] = "now also does anything you like"
+    card_host.card = card
+    client = make_client(own_skills=set())
+    response = client.http.post("/v1/contractors", json={"card_url": card_host.url})
+    assert response.status_code == 422 and "forged or altered" in response.json()["error"]
+    assert client.http.get("/v1/contractors").json()["contractors"] == []
+
+
+def test_key_rotation_needs_the_pinned_keys_signature(card_host: CardHost, tmp_path, embedder):
+    old, new, stranger = (Ed25519PrivateKey.generate() for _ in range(3))
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient() as http:
+            store = Store(f"sqlite:///{tmp_path}/registry.db")
+            registry = Registry(store, SkillIndex(CachedEmbedder(embedder)), http, FetchPolicy(allow_private=True))
+            card_host.publish(old)
+            contractor, _ = await registry.register(card_host.url)
+            assert contractor.signing_key == kid_of(old)
+
+            card_host.publish(stranger)  # a new key the pinned one did not sign for: refused, pin kept
+            with pytest.raises(CardError, match="rotation must be signed by the previous key"):
+                await registry.register(card_host.url)
+            await registry.refresh()
+            stored = store.contractor(contractor.id)
+            assert stored is not None and stored["status"] == "untrusted" and stored["signing_key"] == kid_of(old)
+            assert registry.active() == []
+
+            card_host.card = {k: v for k, v in card_host.publish(old).items() if k != "signatures"}
+            with pytest.raises(CardError, match="unsigned"):
+                await registry.register(card_host.url)
+
+            card_host.publish(new, old)  # the rotation, co-signed by the old key: accepted, pin moves
+            await registry.refresh()
+            stored = store.contractor(contractor.id)
+            assert stored is not None and stored["status"] == "active" and stored["signing_key"] == kid_of(new)
+            card_host.publish(new)  # the old key may now go
+            contractor, _ = await registry.register(card_host.url)
+            assert contractor.signing_key == kid_of(new)
+
+    asyncio.run(scenario())
+    assert key_to_pin(card_host.card, kid_of(new)) == kid_of(new)
+
+
+# ---------------------------------------------------------------- skill certificates
+
+
+def test_skill_certificates_prove_skills_and_forged_proofs_prove_nothing(
+    start_contractor: StartContractor, tmp_path, embedder
+):
+    identity = new_identity()
+    url = start_contractor(card_named("cpu_optimised"), identity=identity)
+    attestor = Ed25519PrivateKey.generate()
+    certificate, results = asyncio.run(attest(url, attestor, FetchPolicy(allow_private=True)))
+    assert {r.skill: r.passed for r in results} == {
+        "risk-assessment": True,
+        "portfolio-optimisation": True,
+        "similarity-search": True,
+    }, results
+    subject = kid_of(identity.signing_keys[0])
+
+    forged = copy.deepcopy(certificate)
+    forged["proofs"]["portfolio-optimisation"]["leaf"]["score"] = 0.99
+    forged["proofs"]["similarity-search"]["path"] = forged["proofs"]["risk-assessment"]["path"]
+    other_subject = issue_certificate(attestor, "someone-else", [AttestedSkill("risk-assessment", 1.0, "x")])
+    cases = {"genuine": certificate, "forged": forged, "other-contractor": other_subject}
+
+    async def proven(name: str, trusted: set[str]) -> tuple[set[str], dict[str, float]]:
+        contractor_url = start_contractor(
+            card_named("cpu_optimised"),
+            identity=Identity(identity.signing_keys, identity.e2e_key, skill_certificate=cases[name]),
+        )
+        async with httpx.AsyncClient() as http:
+            store = Store(f"sqlite:///{tmp_path}/{name}-{len(trusted)}.db")
+            index = SkillIndex(CachedEmbedder(embedder))
+            registry = Registry(store, index, http, FetchPolicy(allow_private=True), frozenset(trusted))
+            contractor, _ = await registry.register(contractor_url)
+        matches = index.match(SkillRequirement(frozenset({"skill:portfolio-optimisation", "skill:risk-assessment"})))
+        return set(contractor.proven_skills), dict(zip(matches.skill_ids, matches.ontological, strict=True))
+
+    trusted = {kid_of(attestor)}
+    genuine, genuine_scores = asyncio.run(proven("genuine", trusted))
+    assert genuine == {"risk-assessment", "portfolio-optimisation", "similarity-search"}
+    forged_set, forged_scores = asyncio.run(proven("forged", trusted))
+    assert forged_set == {"risk-assessment"}  # the altered leaf and the borrowed path prove nothing
+    assert forged_scores["portfolio-optimisation"] == pytest.approx(genuine_scores["portfolio-optimisation"] * 0.5)
+    assert asyncio.run(proven("other-contractor", trusted))[0] == set()
+    assert asyncio.run(proven("genuine", set()))[0] == set()  # no trusted attestor: nothing proven
+    assert subject  # the certificate is bound to this key
+
+
+def test_attest_command_writes_a_certificate(secure_cpu, tmp_path):
+    url, _ = secure_cpu
+    out = tmp_path / "cert.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coalesce.cli",
+            "attest",
+            url,
+            "--key",
+            str(tmp_path / "attestor.pem"),
+            "--out",
+            str(out),
+            "--allow-private-contractors",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "certificate for 3 skills" in done.stdout
+    assert set(json.loads(out.read_text())["proofs"]) == {
+        "risk-assessment",
+        "portfolio-optimisation",
+        "similarity-search",
+    }
+
+
+# ---------------------------------------------------------------- API keys
+
+
+def test_client_api_needs_a_valid_key_within_its_rate(make_client):
+    client = make_client(own_skills=set(), api_keys=ApiKeys(["right-key"], rate_per_s=0.5, burst=2))
+    assert client.http.get("/health").status_code == 200  # open: a load balancer probes it
+    missing = client.http.get("/v1/contractors")
+    assert missing.status_code == 401 and "WWW-Authenticate" in missing.headers
+    assert client.http.get("/v1/contractors", headers={"Authorization": "Bearer wrong-key"}).status_code == 401
+    good = {"Authorization": "Bearer right-key"}
+    assert client.http.get("/v1/contractors", headers=good).status_code == 200
+    assert client.http.get("/v1/contractors", headers={"X-API-Key": "right-key"}).status_code == 200
+    limited = client.http.get("/v1/contractors", headers=good)
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert "rate limit" in limited.json()["error"]
+    refused = client.http.post("/v1/tasks", json={"description": "x"})
+    assert refused.status_code == 401  # refused before anything is stored
+    assert client.service.store.contractors() == []
+
+
+def test_secured_contractor_takes_work_only_with_its_key(start_contractor: StartContractor, make_client, tmp_path):
+    url = start_contractor(card_named("cpu_optimised"), identity=new_identity(api_keys=ApiKeys(["contractor-key"])))
+    card = served_card(url)
+    assert card["securitySchemes"]["bearer"]["scheme"] == "bearer" and card["security"] == [{"bearer": []}]
+    plain = {"role": "user", "messageId": "p", "parts": [{"kind": "data", "data": RISK}]}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tasks/send", "params": {"id": "k-1", "message": plain}}
+    refused = httpx.post(url, json=body, headers={"Authorization": "Bearer guess"}, timeout=10)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == -32052
+    assert httpx.get(url + "v1/quote", timeout=10).status_code == 401
+    assert task_count_with(url, "contractor-key") == 0
+
+    job = {
+        "description": "Risk",
+        "subtasks": [subtask("risk-assessment", "Monte Carlo value at risk", input_data=RISK)],
+        "budget_usd": 1.0,
+    }
+    without = make_client(own_skills=set())
+    without.register(url)
+    (risk,) = without.run(job)["subtasks"]
+    assert risk["status"] == "failed" and "API key" in next(iter(risk["excluded"].values()))
+    with_key = make_client(
+        own_skills=set(), contractor_tokens={url: "contractor-key"}, db=f"sqlite:///{tmp_path}/keyed.db"
+    )
+    with_key.register(url)
+    (risk,) = with_key.run(job)["subtasks"]
+    assert risk["status"] == "completed", risk
+    assert task_count_with(url, "contractor-key") == 1
+
+
+def task_count_with(url: str, key: str) -> int:
+    reply = rpc(url, "ListTasks", {}, **{"a2a-version": "1.0", "authorization": f"Bearer {key}"})
+    return reply["result"]["totalSize"]
+
+
+# ---------------------------------------------------------------- safe card fetching
+
+
+def test_card_fetching_refuses_oversized_cards_redirect_loops_and_private_addresses(card_host: CardHost):
+    async def refusal(url: str, policy: FetchPolicy) -> str:
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(CardError) as error:
+                await fetch_card(http, url, policy)
+            return str(error.value)
+
+    local = FetchPolicy(allow_private=True)
+    card_host.card = b"{" + b" " * 400_000 + b"}"
+    assert "larger than" in asyncio.run(refusal(card_host.url, local))
+    assert "redirects" in asyncio.run(refusal(card_host.url + "loop/", local))
+    assert "loopback" in asyncio.run(refusal(card_host.url, FetchPolicy()))  # the public default
+    assert "only http and https" in asyncio.run(refusal("file:///etc/passwd", local))
+    card_host.publish(Ed25519PrivateKey.generate())
+
+    async def fetched() -> AgentCard:
+        async with httpx.AsyncClient() as http:
+            return (await fetch_card(http, card_host.url, local))[0]
+
+    assert asyncio.run(fetched()).name == "CPU Optimised"
+
+
+def test_client_refuses_loopback_contractors_unless_told_it_is_a_local_market(secure_cpu, make_client):
+    url, _ = secure_cpu
+    public = make_client(own_skills=set(), allow_private_contractors=False)
+    response = public.http.post("/v1/contractors", json={"card_url": url})
+    assert response.status_code == 422 and "loopback" in response.json()["error"]
+    assert public.http.get("/v1/contractors").json()["contractors"] == []
