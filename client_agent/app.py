@@ -98,7 +98,11 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None) -> FastA
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "contractors": len(service.registry.active())}
+        return {
+            "status": "ok",
+            "contractors": len(service.registry.active()),
+            "localSkills": sorted(service.local_workers),
+        }
 
     @app.post("/v1/tasks", status_code=202, response_model=TaskAccepted, responses=ERRORS)
     async def submit(submission: TaskSubmission) -> TaskAccepted:

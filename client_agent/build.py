@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
 from contractor_agent.config import build_workers
@@ -20,8 +22,16 @@ OWN_SKILLS = {
 }
 
 
-def local_workers(llm: LLMSettings | None) -> dict[str, Worker]:
-    kinds = {skill: kind for skill, kind in OWN_SKILLS.items() if kind != "llm" or llm is not None}
+def local_workers(llm: LLMSettings | None, skills: Collection[str] | None = None) -> dict[str, Worker]:
+    """The client's own workers: `skills` of OWN_SKILLS (all by default); LLM skills only with an LLM."""
+    unknown = set(skills or ()) - set(OWN_SKILLS)
+    if unknown:
+        raise ValueError(f"no local worker for {', '.join(sorted(unknown))}; known: {', '.join(OWN_SKILLS)}")
+    kinds = {
+        skill: kind
+        for skill, kind in OWN_SKILLS.items()
+        if (kind != "llm" or llm is not None) and (skills is None or skill in skills)
+    }
     return build_workers(kinds, openai_settings=llm)
 
 
@@ -31,8 +41,10 @@ def build_service(
     config: ClientConfig | None = None,
     embedder: Embedder | None = None,
     contractors: list[str] | None = None,
+    skills: Collection[str] | None = None,
 ) -> ClientService:
-    workers = local_workers(llm)
+    """`skills`: what the client can do itself (all of OWN_SKILLS by default)."""
+    workers = local_workers(llm, skills)
     language_model = workers.get("llm")
     assert language_model is None or isinstance(language_model, OpenAIChatWorker)
     return ClientService(

@@ -208,7 +208,10 @@ def work_message(spec: SubtaskSpec, input_modes: list[str] | None = None) -> Mes
     parts = [Part.of_text(instruction)] if takes_text or not spec.input_data else []
     if spec.input_data:
         parts.append(Part.of_data(spec.input_data))
-    return Message(role="user", parts=parts, metadata=None if takes_text else {"instruction": instruction[:4000]})
+    metadata: dict[str, Any] = {} if takes_text else {"instruction": instruction[:4000]}
+    if spec.verification.labels:  # a classification: the worker may constrain its answer to these
+        metadata["coalesce"] = {"answerOneOf": spec.verification.labels}
+    return Message(role="user", parts=parts, metadata=metadata or None)
 
 
 def answer_message(answer: InputAnswer) -> Message:

@@ -8,14 +8,18 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
+
+import httpx
 
 from contractor_agent.app import create_app
 from contractor_agent.config import (
     LLM_KINDS,
     anthropic_settings_from_env,
     build_workers,
+    embedded_llm_settings,
     load_card,
     openai_settings_from_env,
     worker_kinds,
@@ -27,11 +31,13 @@ from shared.auth import ApiKeys
 from shared.local_llm import LocalLLMServer
 from shared.serving import bind_socket, public_url, uvicorn_server
 
+STRATEGIES = ["paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "local-only"]
+
 
 def _embedded_llm(stack: ExitStack) -> LLMSettings:
     print("starting the embedded local model (SmolLM2-135M-Instruct on llama.cpp) ...", flush=True)
     server = stack.enter_context(LocalLLMServer())
-    return LLMSettings(model=server.model, base_url=server.base_url)
+    return embedded_llm_settings(server)
 
 
 def contractor_serve(args: argparse.Namespace) -> int:
@@ -98,7 +104,8 @@ def client_serve(args: argparse.Namespace) -> int:
             trusted_attestors=frozenset(args.trust_attestor),
             contractor_tokens=_contractor_tokens(),
         )
-        service = build_service(args.db, llm, config, contractors=args.contractor)
+        skills = [s.strip() for s in args.local_skills.split(",") if s.strip()] if args.local_skills else None
+        service = build_service(args.db, llm, config, contractors=args.contractor, skills=skills)
         sock = bind_socket(args.host, args.port)
         url = public_url(sock)
         server = uvicorn_server(create_client_app(service, _api_keys(args)), log_level=args.log_level)
@@ -138,10 +145,63 @@ def attest(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from coalesce.demo import main as demo_main
+def market_up(args: argparse.Namespace) -> int:
+    from coalesce.market import Market, market_table
 
-    return demo_main()
+    print("starting the local market: the embedded model, six contractors, the client ...", flush=True)
+    with Market(args.state_dir, strategy=args.strategy, extra_contractors=args.contractor_card) as market:
+        print(f"market ready {market.client_url}", flush=True)
+        for name, url in market.contractor_urls().items():
+            print(f"  {name:<22} {url}")
+        print(f"(logs in {args.state_dir / 'logs'}; Ctrl-C stops everything)", flush=True)
+        with httpx.Client(base_url=market.client_url, timeout=10) as http:
+            previous = ""
+            while True:
+                table = market_table(http)
+                if table != previous and not args.quiet:
+                    print(f"\n{time.strftime('%H:%M:%S')}\n{table}", flush=True)
+                    previous = table
+                time.sleep(args.refresh)
+
+
+def market_demo(args: argparse.Namespace) -> int:
+    from coalesce.demo import demo
+    from coalesce.market import Market, running_client
+
+    client = args.client or running_client(args.state_dir)
+    if client is not None:
+        demo(client)
+        return 0
+    print("starting the local market (the embedded model, six contractors, the client) ...", flush=True)
+    with Market(args.state_dir) as market:
+        print(f"market ready {market.client_url}", flush=True)
+        demo(market.client_url)
+    return 0
+
+
+def market_register(args: argparse.Namespace) -> int:
+    from coalesce.market import running_client
+
+    client = args.client or running_client(args.state_dir)
+    if client is None:
+        raise RuntimeError(f"no market is up from {args.state_dir} (start one with `coalesce market up`, or --client)")
+    response = httpx.post(client + "v1/contractors", json={"card_url": args.card_url}, timeout=30)
+    if response.status_code >= 400:
+        raise RuntimeError(f"the client refused {args.card_url}: {response.json().get('error', response.text)}")
+    body = response.json()
+    print(f"registered {body['name']!r} ({body['id']}) with skills {', '.join(body['skills'])}")
+    return 0
+
+
+def market_validate(args: argparse.Namespace) -> int:
+    from coalesce.demo import validate
+    from coalesce.market import Market
+
+    command = f"coalesce market validate --tasks {args.tasks} --concurrency {args.concurrency} --out {args.out}"
+    with Market(args.state_dir) as market:
+        validate(market, args.tasks, args.concurrency, args.out, command)
+    print((args.out / "results.md").read_text())
+    return 0
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -189,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_server.add_argument(
         "--strategy",
         default="thompson",
-        choices=["paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "local-only"],
+        choices=STRATEGIES,
     )
     client_server.add_argument(
         "--contractor",
@@ -197,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CARD_URL",
         help="register this contractor at start (repeatable; retried until it answers)",
+    )
+    client_server.add_argument(
+        "--local-skills",
+        help="comma-separated skills the client does itself (default: all it has workers for)",
     )
     client_server.add_argument(
         "--allow-private-contractors",
@@ -233,8 +297,27 @@ def build_parser() -> argparse.ArgumentParser:
     attestation.add_argument("--allow-private-contractors", action="store_true", help="allow loopback addresses")
     attestation.set_defaults(run=attest)
 
-    demo = commands.add_parser("demo", help="start local contractors and run real tasks through them over A2A")
-    demo.set_defaults(run=run_demo)
+    market = commands.add_parser("market", help="the local market").add_subparsers(dest="action", required=True)
+    up = market.add_parser("up", help="start the embedded model, six contractors and the client; Ctrl-C stops all")
+    up.add_argument("--strategy", default="thompson", choices=STRATEGIES)
+    up.add_argument("--contractor-card", action="append", default=[], type=Path, help="one more contractor's card")
+    up.add_argument("--refresh", type=float, default=5.0, help="seconds between market table updates")
+    up.add_argument("--quiet", action="store_true", help="no market table")
+    up.set_defaults(run=market_up)
+    market_demo_parser = market.add_parser("demo", help="run the four task types' data sets through the market")
+    market_demo_parser.add_argument("--client", help="a running client's URL (default: the market up, or a new one)")
+    market_demo_parser.set_defaults(run=market_demo)
+    register = market.add_parser("register", help="register a contractor with the running market's client")
+    register.add_argument("card_url")
+    register.add_argument("--client", help="the client's URL (default: the market up from --state-dir)")
+    register.set_defaults(run=market_register)
+    validation = market.add_parser("validate", help="the validation run: every strategy on the same workload")
+    validation.add_argument("--tasks", type=int, default=24, help="tasks per strategy (four subtasks each)")
+    validation.add_argument("--concurrency", type=int, default=4)
+    validation.add_argument("--out", type=Path, default=Path("docs/results/validation"))
+    validation.set_defaults(run=market_validate)
+    for sub in (up, market_demo_parser, register, validation):
+        sub.add_argument("--state-dir", type=Path, default=Path(".coalesce/market"), help="keys, databases, logs")
     return parser
 
 

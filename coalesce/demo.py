@@ -1,176 +1,253 @@
-"""`coalesce demo`: a local market on the embedded defaults, and a real task through it.
+"""`coalesce market demo` and `coalesce market validate`: real tasks of the paper's four types through a running
+market, each answer graded against the data set's ground truth.
 
-Starts the embedded local model (or the OpenAI-compatible endpoint in COALESCE_LLM_BASE_URL), three of the
-market's contractors (GPU specialist: LLM work; CPU optimised: Monte Carlo risk and portfolio optimisation;
-edge: sentiment), and a client agent whose own machine can do text work but, in this demo, no numerics; registers
-the contractors by their card URLs, submits one task made of the paper's four task types, follows its events,
-and prints per subtask the decision, its reason, who did the work, estimated against actual cost, and the check.
+Money is counted the fair way (see README "The local market"): what the client spent, plus the value of every
+subtask it did not deliver verified. All-local is the same count for the client doing everything itself.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
+import statistics
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
-from client_agent.app import create_app as create_client_app
-from client_agent.build import build_service
-from client_agent.service import ClientConfig
-from contractor_agent.app import create_app
-from contractor_agent.config import build_workers, load_card, openai_settings_from_env, worker_kinds
-from contractor_agent.identity import Identity
-from contractor_agent.workers import LLMSettings
-from shared.local_llm import LocalLLMServer
-from shared.serving import ServerThread, bind_socket, public_url
+from coalesce.workload import TASK_TYPES, VALUE_USD, Case, case, dataset, grade, task
 
-CARDS = Path(__file__).resolve().parent.parent / "agent_cards"
-CONTRACTORS = ("gpu_specialist", "cpu_optimised", "edge_computing")
+DATASET_OF = {
+    "financial-document-analysis": "documents",
+    "risk-assessment": "risk",
+    "portfolio-optimisation": "portfolio",
+    "sentiment-analysis": "sentiment",
+}
 
 
-def demo_task() -> dict[str, Any]:
-    """One task of the paper's four types, on data made here with a fixed seed."""
-    rng = np.random.default_rng(2025)
-    returns = rng.normal(0.0004, 0.011, size=250).round(5).tolist()
-    factors = rng.normal(size=(4, 4)) * 0.1
-    covariance = (factors @ factors.T + np.eye(4) * 0.01).round(6).tolist()
-    report = (
-        "Q3 report: revenue rose 12% to $4.1bn, operating margin fell from 18% to 15% on higher input costs, "
-        "and the company cut its full-year guidance."
-    )
+def run_task(http: httpx.Client, body: dict[str, Any], timeout_s: float = 900.0) -> dict[str, Any]:
+    response = http.post("/v1/tasks", json=body)
+    if response.status_code != 202:
+        raise RuntimeError(f"the client refused the task: {response.status_code} {response.text[:300]}")
+    task_id = response.json()["id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        current = http.get(f"/v1/tasks/{task_id}").json()
+        if current["status"] in ("completed", "failed", "canceled"):
+            return current
+        time.sleep(0.2)
+    raise RuntimeError(f"task {task_id} did not finish within {timeout_s:g} s")
 
-    def subtask(skill: str, description: str, **extra: Any) -> dict[str, Any]:
-        return {
-            "skill": skill,
-            "description": description,
-            "required_skills": [f"skill:{skill}"],
-            "value_usd": 0.05,
-            **extra,
+
+@dataclass
+class Row:
+    """One subtask's outcome, graded."""
+
+    kind: str
+    case: str
+    action: str
+    where: str
+    reason: str
+    exploration: bool
+    estimated_usd: float
+    actual_usd: float
+    local_estimate_usd: float
+    seconds: float
+    verified: bool
+    grade: float
+
+    @property
+    def lost_usd(self) -> float:
+        return 0.0 if self.verified else VALUE_USD[self.kind]
+
+
+def graded_rows(result: dict[str, Any], cases: list[Case]) -> list[Row]:
+    rows = []
+    for sub, item in zip(result["subtasks"], cases, strict=True):
+        decision = sub["decision"] or {}
+        attempts = sub["attempts"] or []
+        verified = sub["status"] == "completed" and bool((sub["verification"] or {}).get("passed"))
+        rows.append(
+            Row(
+                kind=item.kind,
+                case=item.name,
+                action=decision.get("action", "-"),
+                where=sub["where"] or "-",
+                reason=decision.get("reason", sub.get("reason") or ""),
+                exploration=bool(decision.get("exploration")),
+                estimated_usd=sub["cost"]["estimated_usd"] or 0.0,
+                actual_usd=sub["cost"]["actual_usd"],
+                local_estimate_usd=decision.get("expectedLocalCostUsd") or 0.0,
+                seconds=sum(a.get("seconds", 0.0) for a in attempts),
+                verified=verified,
+                grade=grade(item.kind, item.truth, sub["artifacts"]) if verified else 0.0,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- the demo
+
+
+def demo_tasks() -> Iterable[tuple[str, dict[str, Any], list[Case]]]:
+    """One task per type, with every case of its data set as a subtask."""
+    for kind in TASK_TYPES:
+        cases = [case(kind, i) for i in range(len(dataset(DATASET_OF[kind])))]
+        body = {
+            "description": f"{kind.replace('-', ' ')} of the fund's data set",
+            "subtasks": [c.subtask for c in cases],
+            "budget_usd": 20.0,
         }
+        yield kind, body, cases
 
+
+def print_rows(rows: list[Row], names: dict[str, str], out: Callable[[str], None]) -> None:
+    out(f"  {'case':<30} {'decision':<9} {'done by':<20} {'est $':>8} {'paid $':>8} {'sec':>5} {'check':<5} truth")
+    for row in rows:
+        out(
+            f"  {row.case[:30]:<30} {row.action:<9} {names.get(row.where, row.where)[:20]:<20} "
+            f"{row.estimated_usd:>8.5f} {row.actual_usd:>8.5f} {row.seconds:>5.1f} "
+            f"{'ok' if row.verified else 'FAIL':<5} {row.grade:.2f}"
+        )
+        out(f"      why: {row.reason[:150]}")
+
+
+def all_local_usd(rows: list[Row], local_skills: set[str]) -> float:
+    """The client doing everything itself: its estimated internal cost where it has a worker, the subtask's value
+    where it has none (it cannot deliver)."""
+    return sum(r.local_estimate_usd if r.kind in local_skills else VALUE_USD[r.kind] for r in rows)
+
+
+def demo(client_url: str, out: Callable[[str], None] = print) -> list[Row]:
+    with httpx.Client(base_url=client_url, timeout=60) as http:
+        names = {c["id"]: c["name"] for c in http.get("/v1/contractors").json()["contractors"]}
+        names["local"] = "the client itself"
+        local_skills = set(http.get("/health").json().get("localSkills", []))
+        everything: list[Row] = []
+        for kind, body, cases in demo_tasks():
+            out(f"\n{kind}: {len(cases)} subtasks")
+            started = time.perf_counter()
+            rows = graded_rows(run_task(http, body), cases)
+            print_rows(rows, names, out)
+            out(f"  ({time.perf_counter() - started:.1f} s)")
+            everything.extend(rows)
+        ledger = http.get("/v1/ledger").json()
+    spent = sum(r.actual_usd for r in everything)
+    lost = sum(r.lost_usd for r in everything)
+    local = all_local_usd(everything, local_skills)
+    out(
+        f"\n{len(everything)} subtasks: {sum(r.verified for r in everything)} verified, "
+        f"{sum(r.action == 'outsource' for r in everything)} outsourced, "
+        f"mean ground-truth grade {statistics.fmean(r.grade for r in everything):.2f}"
+    )
+    out(f"spent ${spent:.5f} + value not delivered ${lost:.2f} = ${spent + lost:.5f}")
+    out(f"all-local (the client alone, local skills {sorted(local_skills)}): ${local:.5f}")
+    if local > 0:
+        out(f"saving against all-local: {(local - spent - lost) / local:.1%}")
+    out(f"ledger balances: {json.dumps({k: round(v, 6) for k, v in ledger['balances'].items()})}")
+    return everything
+
+
+# ---------------------------------------------------------------- the validation run
+
+STRATEGIES = ("local-only", "paper-deterministic", "paper-epsilon-greedy", "thompson")
+
+
+def run_workload(client_url: str, tasks: int, concurrency: int) -> tuple[list[Row], list[float]]:
+    """`tasks` tasks (one subtask of each type each), `concurrency` at a time; rows and task wall times."""
+    with httpx.Client(base_url=client_url, timeout=60) as http:
+
+        def one(index: int) -> tuple[list[Row], float]:
+            body, cases = task(index)
+            started = time.perf_counter()
+            result = run_task(http, body)
+            return graded_rows(result, cases), time.perf_counter() - started
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(one, range(tasks)))
+    return [r for rows, _ in results for r in rows], [seconds for _, seconds in results]
+
+
+def summary(strategy: str, rows: list[Row], task_seconds: list[float]) -> dict[str, Any]:
+    n = len(rows)
+    spent = sum(r.actual_usd for r in rows)
+    lost = sum(r.lost_usd for r in rows)
+    delivered = [r for r in rows if r.verified]
+    per_type = {
+        kind: round(statistics.fmean([r.grade for r in rows if r.kind == kind] or [0.0]), 3) for kind in TASK_TYPES
+    }
     return {
-        "description": "Review the fund: the quarterly report, the news, the risk and the allocation.",
-        "subtasks": [
-            subtask(
-                "financial-document-analysis",
-                "Financial document analysis: summarise the key figures and the main risk in two sentences.",
-                input_text=report,
-            ),
-            subtask(
-                "sentiment-analysis",
-                "Sentiment analysis of financial news: is this headline positive, "
-                "negative or neutral? 'Shares plunge 30% after profit warning.'",
-            ),
-            subtask(
-                "risk-assessment",
-                "Monte Carlo value at risk of the portfolio",
-                input_data={"portfolio_value": 1_000_000, "returns": returns, "confidence": 0.99, "horizon_days": 10},
-            ),
-            subtask(
-                "portfolio-optimisation",
-                "Mean-variance portfolio optimisation",
-                input_data={
-                    "expected_returns": rng.normal(0.07, 0.03, size=4).round(4).tolist(),
-                    "covariance": covariance,
-                    "risk_aversion": 3,
-                },
-            ),
-        ],
-        "budget_usd": 1.0,
+        "strategy": strategy,
+        "subtasks": n,
+        "success_rate": round(len(delivered) / n, 4),
+        "outsourcing_rate": round(sum(r.action == "outsource" for r in rows) / n, 4),
+        "exploration_rate": round(sum(r.exploration for r in rows) / n, 4),
+        "spent_usd": round(spent, 6),
+        "value_lost_usd": round(lost, 4),
+        "effective_cost_usd": round(spent + lost, 6),
+        "mean_task_seconds": round(statistics.fmean(task_seconds), 3),
+        "quality": round(statistics.fmean(r.grade for r in rows), 4),
+        "quality_by_type": per_type,
     }
 
 
-def start_contractor(stack: ExitStack, name: str, llm: LLMSettings, key_dir: Path) -> str:
-    card = load_card(CARDS / f"{name}.json")
-    sock = bind_socket("127.0.0.1", 0)
-    url = public_url(sock)
-    workers = build_workers(worker_kinds(card), openai_settings=llm)
-    app = create_app(card, workers, base_url=url, identity=Identity.from_key_dir(key_dir / name))
-    stack.enter_context(ServerThread(app, sock))
-    print(f"  contractor {card.name:<16} {url}", flush=True)
-    return url
+def compare(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cost reduction and time savings against the all-local run (the first)."""
+    base = summaries[0]
+    for s in summaries:
+        s["cost_reduction"] = round(1 - s["effective_cost_usd"] / base["effective_cost_usd"], 4)
+        s["time_savings"] = round(1 - s["mean_task_seconds"] / base["mean_task_seconds"], 4)
+    return summaries
 
 
-def result_summary(sub: dict[str, Any]) -> str:
-    for artifact in sub.get("artifacts") or []:
-        for part in artifact["parts"]:
-            if part.get("text"):
-                return " ".join(part["text"].split())[:70]
-            data = part.get("data") or {}
-            if "var" in data:
-                return f"VaR99 10d ${data['var']:,.0f}, CVaR ${data['cvar']:,.0f}"
-            if "weights" in data:
-                return "weights [" + ", ".join(f"{w:.2f}" for w in data["weights"]) + "]"
-    return sub.get("reason") or ""
-
-
-def follow(http: httpx.Client, task_id: str) -> None:
-    with http.stream("GET", f"/v1/tasks/{task_id}/events", timeout=600) as events:
-        for line in events.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line[5:])
-            kind, data = event["kind"], event["data"]
-            if kind == "decision":
-                where = (data["contractor"] or "local")[:8]
-                print(f"  decision  {data['subtask'][:8]} -> {data['action']} ({where}): {data['reason']}", flush=True)
-            elif kind in ("verification", "settlement", "decomposition"):
-                brief = {k: v for k, v in data.items() if k in ("passed", "reason", "kind", "paidUsd", "source")}
-                print(f"  {kind:<9} {json.dumps(brief)[:110]}", flush=True)
-
-
-def print_report(task: dict[str, Any], names: dict[str, str], seconds: float) -> None:
-    print(f"\n{'subtask':<28} {'action':<9} {'done by':<16} {'est $':>9} {'actual $':>9} {'check':<6} result")
-    for sub in task["subtasks"]:
-        decision = sub["decision"] or {}
-        where = sub["where"] or "-"
-        names.setdefault(where, where)
-        check = "ok" if (sub["verification"] or {}).get("passed") else "FAIL"
-        print(
-            f"{sub['skill']:<28} {decision.get('action', '-'):<9} {names[where]:<16} "
-            f"{sub['cost']['estimated_usd'] or 0:>9.5f} {sub['cost']['actual_usd']:>9.5f} {check:<6} "
-            f"{result_summary(sub)}"
-        )
-    print(
-        f"\ntask {task['status']} in {seconds:.1f} s; estimated ${task['cost']['estimated_usd']:.5f}, "
-        f"paid ${task['cost']['actual_usd']:.5f}"
+def report_markdown(summaries: list[dict[str, Any]], command: str, tasks: int) -> str:
+    head = (
+        "| strategy | cost reduction | time savings | outsourcing | exploration | success | quality (truth) "
+        "| spent $ | value lost $ | mean task s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    body = "".join(
+        f"| {s['strategy']} | {s['cost_reduction']:.1%} | {s['time_savings']:.1%} | {s['outsourcing_rate']:.1%} "
+        f"| {s['exploration_rate']:.1%} | {s['success_rate']:.1%} | {s['quality']:.2f} | {s['spent_usd']:.4f} "
+        f"| {s['value_lost_usd']:.2f} | {s['mean_task_seconds']:.1f} |\n"
+        for s in summaries
+    )
+    types = "| strategy | " + " | ".join(TASK_TYPES) + " |\n|---|" + "---:|" * len(TASK_TYPES) + "\n"
+    types += "".join(
+        f"| {s['strategy']} | " + " | ".join(f"{s['quality_by_type'][k]:.2f}" for k in TASK_TYPES) + " |\n"
+        for s in summaries
+    )
+    return (
+        f"# Validation on the local market\n\nMade by `{command}`: {tasks} tasks per strategy, each with one subtask "
+        "of the four types, on a fresh client (no track record) per strategy, against the same six contractors.\n\n"
+        + head
+        + body
+        + "\nQuality against the data sets' ground truth, by type (delivered and right; 0 when not delivered):\n\n"
+        + types
     )
 
 
-def main() -> int:
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as scratch:
-        llm = openai_settings_from_env()
-        if llm is None:
-            print("starting the embedded local model (SmolLM2-135M-Instruct, llama.cpp, 127.0.0.1) ...", flush=True)
-            server = stack.enter_context(LocalLLMServer())
-            llm = LLMSettings(model=server.model, base_url=server.base_url, max_tokens=96)
-        urls = [start_contractor(stack, name, llm, Path(scratch)) for name in CONTRACTORS]
-        print("loading the embedding model and starting the client agent ...", flush=True)
-        service = build_service(
-            f"sqlite:///{scratch}/client.db", llm, ClientConfig(strategy="thompson", allow_private_contractors=True)
-        )
-        service.local_workers = {
-            k: w
-            for k, w in service.local_workers.items()
-            if k in ("financial-document-analysis", "sentiment-analysis", "llm")
-        }
-        client = stack.enter_context(ServerThread(create_client_app(service), bind_socket()))
-        http = stack.enter_context(httpx.Client(base_url=client.url, timeout=60))
-        for url in urls:
-            http.post("/v1/contractors", json={"card_url": url}).raise_for_status()
-        print(f"market ready: client agent at {client.url}", flush=True)
-        started = time.perf_counter()
-        task_id = http.post("/v1/tasks", json=demo_task()).json()["id"]
-        follow(http, task_id)
-        task = http.get(f"/v1/tasks/{task_id}").json()
-        names = {c["id"]: c["name"] for c in http.get("/v1/contractors").json()["contractors"]}
-        print_report(task, names, time.perf_counter() - started)
-        ledger = http.get("/v1/ledger").json()["balances"]
-        print("ledger balances: " + ", ".join(f"{k} {v:+.5f}" for k, v in sorted(ledger.items())))
-    hired = [s for s in task["subtasks"] if s["where"] not in (None, "local")]
-    return 0 if hired and all(s["status"] == "completed" for s in hired) else 1
+def validate(market: Any, tasks: int, concurrency: int, out_dir: Path, command: str) -> list[dict[str, Any]]:
+    """Each strategy on a fresh client of the running `market`; the report in `out_dir`."""
+    from coalesce.market import market_services
+
+    summaries = []
+    for strategy in STRATEGIES:
+        args = list(next(s for s in market_services(str(market.cards_dir), strategy) if s.name == "client").args)
+        database = market.state_dir / f"validation-{strategy}.db"
+        database.unlink(missing_ok=True)
+        client = market.start_client(args, database, name=f"client-{strategy}")
+        try:
+            market.wait_ready(client.url)
+            rows, seconds = run_workload(client.url, tasks, concurrency)
+        finally:
+            market.stop_process(client)
+        summaries.append(summary(strategy, rows, seconds))
+        print(json.dumps(summaries[-1]), flush=True)
+    compare(summaries)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps({"command": command, "runs": summaries}, indent=2) + "\n")
+    (out_dir / "results.md").write_text(report_markdown(summaries, command, tasks))
+    return summaries

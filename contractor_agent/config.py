@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,6 +19,7 @@ from contractor_agent.workers import (
     OpenAIChatWorker,
     Worker,
 )
+from shared.local_llm import LocalLLMServer
 from shared.protocol import AgentCard
 
 LLM_KINDS = frozenset({"llm", "anthropic"})
@@ -44,7 +46,12 @@ def openai_settings_from_env() -> LLMSettings | None:
     api_key = os.environ.get("COALESCE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
     if not base_url and not api_key:
         return None
-    return LLMSettings(model=os.environ.get("COALESCE_LLM_MODEL", "gpt-4o-mini"), base_url=base_url, api_key=api_key)
+    return LLMSettings(
+        model=os.environ.get("COALESCE_LLM_MODEL", "gpt-4o-mini"),
+        base_url=base_url,
+        api_key=api_key,
+        schema_style=os.environ.get("COALESCE_LLM_SCHEMA_STYLE", "json_schema"),
+    )
 
 
 def anthropic_settings_from_env() -> LLMSettings | None:
@@ -54,6 +61,11 @@ def anthropic_settings_from_env() -> LLMSettings | None:
         return None
     model = os.environ.get("COALESCE_ANTHROPIC_MODEL", "claude-3-5-haiku-latest")
     return LLMSettings(model=model, base_url=base_url, api_key=api_key)
+
+
+def embedded_llm_settings(server: LocalLLMServer, **overrides: Any) -> LLMSettings:
+    """The embedded llama.cpp server's settings (it takes a JSON schema in `response_format.schema`)."""
+    return LLMSettings(model=server.model, base_url=server.base_url, schema_style="llama.cpp", **overrides)
 
 
 COMPUTE_FUNCTIONS: dict[str, Callable] = {

@@ -319,18 +319,16 @@ class TaskManager:
             if identity.e2e_key is None:
                 raise ChannelError("wrong-key", "this agent offers no end-to-end channel")
             if existing is None:
-                channel, parts = Channel.accept(identity.e2e_key, envelope, identity.replay_guard)
-            elif existing.channel is None:
+                return Channel.accept(identity.e2e_key, envelope, identity.replay_guard, message)
+            if existing.channel is None:
                 raise ChannelError("malformed", "this task was opened in plaintext; it cannot switch channels")
-            else:
-                channel, parts = existing.channel, existing.channel.open_parts(envelope)
+            return existing.channel, existing.channel.open_message(envelope, message)
         except ChannelError as error:
             raise A2AError(
                 ErrorCode.E2E_REFUSED,
                 f"end-to-end envelope refused ({error.reason}): {error}",
                 {"reason": error.reason},
             ) from None
-        return channel, message.model_copy(update={"parts": parts})
 
     def _check_content_types(self, skill: AgentSkill, message: Message, accepted: list[str] | None) -> None:
         inputs = skill.input_modes or self.card.default_input_modes

@@ -146,6 +146,37 @@ def _system_prompt(skill: AgentSkill) -> str:
     return f"You are a contractor agent providing the skill '{skill.name}': {skill.description} Answer concisely."
 
 
+def answer_labels(request: WorkRequest) -> list[str] | None:
+    """The labels the answer must be one of, when the client says so (message metadata
+    `{"coalesce": {"answerOneOf": [...]}}`): a classification."""
+    for message in reversed(request.messages):
+        block = (message.metadata or {}).get("coalesce") if message.role == "user" else None
+        labels = block.get("answerOneOf") if isinstance(block, dict) else None
+        if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+            return labels[:50]
+    return None
+
+
+def label_response_format(labels: list[str], style: str) -> dict[str, Any] | None:
+    """Constrained decoding to one of `labels`: OpenAI's (and vLLM's) `json_schema`, or llama.cpp's
+    `json_object` with a schema; None for a server that has neither."""
+    schema = {"type": "object", "properties": {"answer": {"enum": labels}}, "required": ["answer"]}
+    if style == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "label", "schema": schema, "strict": True}}
+    if style == "llama.cpp":
+        return {"type": "json_object", "schema": schema}
+    return None
+
+
+def chosen_label(text: str, labels: list[str]) -> str:
+    """The label of a constrained answer (`{"answer": label}`), or the text as it came."""
+    try:
+        answer = json.loads(text).get("answer")
+    except (ValueError, AttributeError):
+        return text
+    return answer if answer in labels else text
+
+
 @dataclass
 class LLMSettings:
     """How to reach a language model: an OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Ollama) or Anthropic."""
@@ -156,6 +187,7 @@ class LLMSettings:
     max_tokens: int = 256
     temperature: float = 0.2
     timeout_s: float = 120.0
+    schema_style: str = "json_schema"  # how the server takes a JSON schema: json_schema, llama.cpp or none
 
 
 class HostedModelWorker:
@@ -189,6 +221,9 @@ class OpenAIChatWorker(HostedModelWorker):
 
         messages: list[dict[str, str]] = [{"role": "system", "content": _system_prompt(request.skill)}]
         messages += [{"role": role, "content": text} for role, text in _chat_turns(request)]
+        labels = answer_labels(request)
+        response_format = label_response_format(labels, self.settings.schema_style) if labels else None
+        extra: dict[str, Any] = {"response_format": response_format} if response_format else {}
         started = time.perf_counter()
         pieces: list[str] = []
         usage = Usage()
@@ -200,6 +235,7 @@ class OpenAIChatWorker(HostedModelWorker):
                 temperature=self.settings.temperature,
                 stream=True,
                 stream_options={"include_usage": True},
+                **extra,
             )
             async with stream:
                 async for chunk in stream:
@@ -221,6 +257,8 @@ class OpenAIChatWorker(HostedModelWorker):
         text = "".join(pieces).strip()
         if not text:
             raise WorkerError("the LLM returned an empty answer")
+        if labels and response_format:
+            text = chosen_label(text, labels)
         return WorkResult(artifacts=[text_artifact("answer", text)], usage=usage, summary="answered")
 
 
@@ -238,11 +276,15 @@ class AnthropicWorker(HostedModelWorker):
         from anthropic import AnthropicError
 
         started = time.perf_counter()
+        labels = answer_labels(request)
+        system = _system_prompt(request.skill) + (
+            f" Answer with exactly one of: {', '.join(labels)}." if labels else ""
+        )
         try:
             response = await self._client.messages.create(
                 model=self.settings.model,
                 max_tokens=self.settings.max_tokens,
-                system=_system_prompt(request.skill),
+                system=system,
                 messages=[{"role": role, "content": text} for role, text in _chat_turns(request)],  # type: ignore[misc]
             )
         except AnthropicError as error:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: install, start local contractors on the embedded model and hire real tasks from them over A2A.
+# The main job: install, start the local market (the embedded model, six contractors, the client) and run the
+# paper's four task types through it over A2A, graded against ground truth; then stop everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/coalesce demo
+exec .venv/bin/coalesce market demo

@@ -138,10 +138,10 @@ class Channel:
 
     @classmethod
     def accept(
-        cls, private: X25519PrivateKey, envelope: dict[str, Any], replay_guard: ReplayGuard
-    ) -> tuple[Channel, list[Part]]:
+        cls, private: X25519PrivateKey, envelope: dict[str, Any], replay_guard: ReplayGuard, message: Message
+    ) -> tuple[Channel, Message]:
         """The contractor's side, from the client's first envelope (refused when stale or seen before): the
-        channel and the first message's parts."""
+        channel and the first message, opened."""
         header = _header(envelope)
         own = key_id(private.public_key())
         if header["kid"] != own:
@@ -157,9 +157,9 @@ class Channel:
             raise ChannelError("expired", f"the envelope's time is more than {MAX_CLOCK_SKEW_S:g} s from now")
         aead = _keys(private.exchange(peer), ephemeral, raw_public(private.public_key()), header["channel"])
         channel = cls(header["channel"], own, ephemeral, aead, sends="s2c")
-        parts = channel.open_parts(envelope)  # authenticated before the channel counts as seen
+        opened = channel.open_message(envelope, message)  # authenticated before the channel counts as seen
         replay_guard.claim(header["epk"])
-        return channel, parts
+        return channel, opened
 
     def seal(self, payload: dict[str, Any], final: bool = False) -> dict[str, Any]:
         if self.closed:
@@ -222,16 +222,21 @@ class Channel:
         return Part.of_data({ENVELOPE_KEY: self.seal({"parts": [p.wire() for p in parts]})})
 
     def seal_message(self, message: Message) -> Message:
-        """A user message whose parts travel sealed (its metadata, which may carry the instruction, dropped:
-        the parts say everything)."""
-        return Message(role=message.role, parts=[self.seal_parts(message.parts)], message_id=message.message_id)
+        """The message with its parts and metadata sealed in one envelope."""
+        payload = {"parts": [p.wire() for p in message.parts], "metadata": message.metadata}
+        envelope = Part.of_data({ENVELOPE_KEY: self.seal(payload)})
+        return Message(role=message.role, parts=[envelope], message_id=message.message_id)
+
+    def open_message(self, envelope: dict[str, Any], message: Message) -> Message:
+        """`message` as it was before `seal_message`."""
+        payload = self.open(envelope)
+        metadata = payload.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ChannelError("malformed", "the sealed metadata must be an object")
+        return message.model_copy(update={"parts": _parts(payload), "metadata": metadata})
 
     def open_parts(self, envelope: dict[str, Any]) -> list[Part]:
-        payload = self.open(envelope)
-        try:
-            return [Part.model_validate(p) for p in payload["parts"]]
-        except (KeyError, TypeError, ValueError):
-            raise ChannelError("malformed", "the sealed message has no valid parts") from None
+        return _parts(self.open(envelope))
 
     def seal_artifacts(self, artifacts: list[Artifact]) -> Artifact:
         envelope = self.seal({"artifacts": [a.wire() for a in artifacts]}, final=True)
@@ -253,6 +258,13 @@ class Channel:
             return [Artifact.model_validate(a) for a in payload["artifacts"]]
         except (KeyError, TypeError, ValueError):
             raise ChannelError("malformed", "the sealed artifacts are not valid artifacts") from None
+
+
+def _parts(payload: dict[str, Any]) -> list[Part]:
+    try:
+        return [Part.model_validate(p) for p in payload["parts"]]
+    except (KeyError, TypeError, ValueError):
+        raise ChannelError("malformed", "the sealed message has no valid parts") from None
 
 
 def _header(envelope: dict[str, Any]) -> dict[str, Any]:

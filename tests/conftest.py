@@ -22,7 +22,7 @@ from client_agent.build import local_workers
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
 from contractor_agent.app import create_app
-from contractor_agent.config import build_workers, load_card, worker_kinds
+from contractor_agent.config import build_workers, embedded_llm_settings, load_card, worker_kinds
 from contractor_agent.task_manager import Limits
 from contractor_agent.workers import LLMSettings, Worker
 from shared.auth import ApiKeys
@@ -43,7 +43,7 @@ CARD_NAMES = sorted(p.stem for p in CARDS.glob("*.json"))
 def local_llm() -> Iterator[LLMSettings]:
     """The embedded model behind llama.cpp's OpenAI-compatible server, once per test session."""
     with LocalLLMServer() as server:
-        yield LLMSettings(model=server.model, base_url=server.base_url, max_tokens=48, temperature=0.0)
+        yield embedded_llm_settings(server, max_tokens=48, temperature=0.0)
 
 
 def card_named(name: str) -> AgentCard:

@@ -83,21 +83,22 @@ def test_channel_refuses_tampering_replay_reordering_truncation_and_the_wrong_ke
     guard = ReplayGuard()
     client = Channel.open_to(offer, "task-1")
     first = client.seal({"parts": [Part.of_text("secret").wire()]})
+    shell = Message(role="user", parts=[Part.of_text("envelope")])
     tampered = {**first, "ct": flip(first["ct"])}
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(server_key, tampered, guard)
+        Channel.accept(server_key, tampered, guard, shell)
     assert refused.value.reason == "tampered"
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(X25519PrivateKey.generate(), first, guard)
+        Channel.accept(X25519PrivateKey.generate(), first, guard, shell)
     assert refused.value.reason == "wrong-key"
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(server_key, {**first, "seq": 0, "channel": "task-2"}, guard)  # moved to another task
+        Channel.accept(server_key, {**first, "seq": 0, "channel": "task-2"}, guard, shell)  # moved to another task
     assert refused.value.reason == "tampered"
 
-    server, parts = Channel.accept(server_key, first, guard)
-    assert parts[0].text == "secret"
+    server, opened = Channel.accept(server_key, first, guard, shell)
+    assert opened.parts[0].text == "secret"
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(server_key, first, guard)  # the same first message again
+        Channel.accept(server_key, first, guard, shell)  # the same first message again
     assert refused.value.reason == "replay"
 
     second, third = client.seal({"parts": []}), client.seal({"parts": []})

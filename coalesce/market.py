@@ -1,0 +1,227 @@
+"""The local market as processes: the embedded model, the six contractors of `agent_cards/` and the client, each
+a `coalesce` command in its own process group (the same commands `docker-compose.yml` runs), stopped together.
+
+`market_services` is the one list of what the market runs; `tests/test_market.py` checks the compose file
+against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CARDS_DIR = Path(__file__).resolve().parent.parent / "agent_cards"
+CONTRACTOR_CARDS = (
+    "gpu_specialist",
+    "cpu_optimised",
+    "budget_provider",
+    "edge_computing",
+    "cloud_services",
+    "quantum_optimisation",
+)
+# The market's client is an LLM agent: it writes and reads text itself, and hires for numbers.
+CLIENT_LOCAL_SKILLS = ("financial-document-analysis", "sentiment-analysis", "llm")
+STATE_FILE = "market.json"
+URL_LINE = re.compile(r"at (http://[\w.\-]+:\d+/(?:v1)?)")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service of the market: its name (as in the compose file) and its `coalesce` command, without where it
+    listens (host, port, public URL) and without the contractors' addresses."""
+
+    name: str
+    args: tuple[str, ...]
+
+
+def contractor_service_name(card: str) -> str:
+    return card.replace("_", "-")
+
+
+def market_services(cards_dir: str = "agent_cards", strategy: str = "thompson") -> list[ServiceSpec]:
+    contractors = [
+        ServiceSpec(contractor_service_name(card), ("contractor", "serve", "--card", f"{cards_dir}/{card}.json"))
+        for card in CONTRACTOR_CARDS
+    ]
+    client = ServiceSpec(
+        "client",
+        (
+            "client",
+            "serve",
+            "--strategy",
+            strategy,
+            "--allow-private-contractors",
+            "--local-skills",
+            ",".join(CLIENT_LOCAL_SKILLS),
+        ),
+    )
+    return [ServiceSpec("llm", ("llm", "serve")), *contractors, client]
+
+
+@dataclass
+class Process:
+    name: str
+    role: str  # llm, contractor or client
+    popen: subprocess.Popen[bytes]
+    log: Path
+    url: str = ""
+
+
+@dataclass
+class Market:
+    """Start with `start()` (or `with Market(...) as market:`), stop with `stop()`: every process group gets
+    SIGTERM, then SIGKILL after `grace_s`."""
+
+    state_dir: Path
+    cards_dir: Path = CARDS_DIR
+    strategy: str = "thompson"
+    extra_contractors: list[Path] = field(default_factory=list)
+    boot_timeout_s: float = 180.0
+    grace_s: float = 10.0
+    processes: list[Process] = field(default_factory=list)
+    llm_env: dict[str, str] = field(default_factory=dict)
+
+    def __enter__(self) -> Market:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def client_url(self) -> str:
+        return next(p.url for p in self.processes if p.name == "client")
+
+    def contractor_urls(self) -> dict[str, str]:
+        return {p.name: p.url for p in self.processes if p.role == "contractor"}
+
+    def spawn(self, name: str, role: str, args: list[str], env: dict[str, str] | None = None) -> Process:
+        """Run `coalesce ARGS` in a new process group, output to `logs/NAME.log`; wait for the URL it prints."""
+        logs = self.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"{name}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "coalesce.cli", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                start_new_session=True,
+            )
+        process = Process(name, role, popen, log)
+        self.processes.append(process)
+        deadline = time.monotonic() + self.boot_timeout_s
+        while time.monotonic() < deadline:
+            match = URL_LINE.search(log.read_text(errors="replace"))
+            if match:
+                process.url = match.group(1)
+                return process
+            if popen.poll() is not None:
+                raise RuntimeError(f"{name} exited with {popen.returncode}; see {log}:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} printed no URL within {self.boot_timeout_s:g} s; see {log}")
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        services = {s.name: s for s in market_services(str(self.cards_dir), self.strategy)}
+        llm = self.spawn("llm", "llm", [*services["llm"].args, "--port", "0"])
+        model = re.search(r"local model '([^']+)'", llm.log.read_text())
+        self.llm_env = {
+            "COALESCE_LLM_BASE_URL": llm.url,
+            "COALESCE_LLM_MODEL": model.group(1) if model else "local",
+            "COALESCE_LLM_SCHEMA_STYLE": "llama.cpp",
+        }
+        for card in CONTRACTOR_CARDS:
+            name = contractor_service_name(card)
+            self.start_contractor(name, list(services[name].args))
+        for path in self.extra_contractors:
+            self.start_contractor(path.stem.replace("_", "-"), ["contractor", "serve", "--card", str(path)])
+        self.start_client(list(services["client"].args), self.state_dir / "client.db")
+        self.wait_ready()
+        (self.state_dir / STATE_FILE).write_text(json.dumps(self.describe(), indent=2))
+
+    def start_contractor(self, name: str, args: list[str]) -> Process:
+        key_dir = self.state_dir / "keys" / name
+        return self.spawn(name, "contractor", [*args, "--port", "0", "--key-dir", str(key_dir)], self.llm_env)
+
+    def start_client(self, args: list[str], db: Path, name: str = "client") -> Process:
+        contractors = [x for url in self.contractor_urls().values() for x in ("--contractor", url)]
+        return self.spawn(name, "client", [*args, "--port", "0", "--db", f"sqlite:///{db}", *contractors], self.llm_env)
+
+    def wait_ready(self, client: str | None = None) -> None:
+        """Until the client has registered every contractor."""
+        url, wanted = client or self.client_url, len(self.contractor_urls())
+        deadline = time.monotonic() + self.boot_timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                if len(httpx.get(url + "v1/contractors", timeout=5).json()["contractors"]) >= wanted:
+                    return
+            time.sleep(0.25)
+        raise RuntimeError(f"the client did not register {wanted} contractors within {self.boot_timeout_s:g} s")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "client": self.client_url,
+            "llm": self.llm_env.get("COALESCE_LLM_BASE_URL"),
+            "contractors": self.contractor_urls(),
+            "pids": {p.name: p.popen.pid for p in self.processes},
+        }
+
+    def stop_process(self, process: Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.popen.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=self.grace_s)
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the group (a model server child)
+            os.killpg(process.popen.pid, signal.SIGKILL)
+        process.popen.wait()
+        self.processes.remove(process)
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes)):
+            self.stop_process(process)
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / STATE_FILE).unlink()
+
+
+def running_client(state_dir: Path) -> str | None:
+    """The URL of the client of a market already up from `state_dir`, if it answers."""
+    try:
+        url = json.loads((state_dir / STATE_FILE).read_text())["client"]
+        httpx.get(url + "health", timeout=3).raise_for_status()
+    except (OSError, ValueError, KeyError, httpx.HTTPError):
+        return None
+    return url
+
+
+def market_table(http: httpx.Client) -> str:
+    """The market as the client sees it: one line per contractor."""
+    rows = http.get("/v1/market", timeout=10).json()["contractors"]
+    lines = [
+        f"{'contractor':<22} {'skills':>6} {'quote $':>9} {'load':>9} {'reliab.':>8} {'hires':>6} {'e2e':>4} signed"
+    ]
+    for row in sorted(rows, key=lambda r: r["name"]):
+        load = row.get("load") or {}
+        lines.append(
+            f"{row['name'][:22]:<22} {len(row['skills']):>6} {row['quoteUsd'] or 0:>9.5f} "
+            f"{load.get('running', 0)}+{load.get('queued', 0)}/{load.get('maxConcurrent', 0):<5} "
+            f"{row['reliability']:>8.3f} {row['hires']:>6} {'yes' if row.get('endToEnd') else 'no':>4} "
+            f"{'yes' if row.get('signingKey') else 'no'}"
+        )
+    return "\n".join(lines)

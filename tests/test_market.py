@@ -1,0 +1,156 @@
+"""The local market: `coalesce market up` as a user runs it (real processes, the embedded model, six contractors,
+the client), a contractor joining at runtime, the demo set through it, and a shutdown that leaves nothing behind;
+and the compose file describing the same services."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from coalesce.demo import demo
+from coalesce.market import CONTRACTOR_CARDS, market_services
+from tests.conftest import CARDS
+
+ROOT = Path(__file__).resolve().parent.parent
+LISTENING = {"--host", "--port", "--public-url", "--db", "--contractor"}  # where a service listens, and its peers
+
+
+def without_listening(command: list[str]) -> tuple[str, ...]:
+    kept, skip = [], False
+    for arg in command:
+        if skip:
+            skip = False
+        elif arg in LISTENING:
+            skip = True
+        else:
+            kept.append(arg)
+    return tuple(kept)
+
+
+def test_compose_file_runs_the_services_market_up_runs():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    expected = {spec.name: spec.args for spec in market_services()}
+    assert set(services) == set(expected)
+    for name, args in expected.items():
+        assert without_listening(services[name]["command"]) == args, name
+    client = services["client"]["command"]
+    peers = [urlsplit(client[i + 1]).hostname for i, arg in enumerate(client) if arg == "--contractor"]
+    assert sorted(peers) == sorted(card.replace("_", "-") for card in CONTRACTOR_CARDS)
+    if shutil.which("docker-compose"):  # Debian's docker-compose validates the file (CI installs it)
+        checked = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"])
+        assert checked.returncode == 0
+
+
+def newcomer_card(path: Path) -> Path:
+    """A new quant contractor, much cheaper than the market's: it should win numeric work."""
+    card = json.loads((CARDS / "cpu_optimised.json").read_text())
+    card["name"] = "Newcomer Quant"
+    params = card["capabilities"]["extensions"][0]["params"]
+    params["price"] = {"baseUsd": 0.0005, "perComputeSecondUsd": 0.00001, "surgeAlpha": 0.2}
+    path.write_text(json.dumps(card))
+    return path
+
+
+def read_url(process: subprocess.Popen[str], pattern: str, timeout: float = 240) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no {pattern!r} in {''.join(seen)[-3000:]}")
+
+
+def port_free(url: str) -> bool:
+    """A new server can listen on the port again (as servers do, with SO_REUSEADDR: TIME_WAIT is no obstacle)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", urlsplit(url).port or 0))
+        except OSError:
+            return False
+    return True
+
+
+def coalesce(*args: str, **kwargs) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "coalesce.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_market_up_runs_the_demo_set_takes_a_newcomer_and_stops_clean(tmp_path):
+    state = tmp_path / "market"
+    market = coalesce("market", "up", "--state-dir", str(state), "--refresh", "2")
+    try:
+        client = read_url(market, r"market ready (http://127\.0\.0\.1:\d+/)")
+        tree = psutil.Process(market.pid).children(recursive=True)
+        assert len([p for p in tree if "coalesce.cli" in " ".join(p.cmdline())]) == 8  # model, 6 contractors, client
+        described = json.loads((state / "market.json").read_text())
+        urls = [client, described["llm"], *described["contractors"].values()]
+
+        newcomer = coalesce(
+            "contractor", "serve", "--card", str(newcomer_card(tmp_path / "my_card.json")),
+            "--key-dir", str(tmp_path / "newcomer-keys"),
+        )  # fmt: skip
+        try:
+            newcomer_url = read_url(newcomer, r"at (http://127\.0\.0\.1:\d+/)")
+            registered = subprocess.run(
+                [sys.executable, "-m", "coalesce.cli", "market", "register", newcomer_url, "--state-dir", str(state)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert registered.returncode == 0, registered.stderr
+            assert "Newcomer Quant" in registered.stdout
+
+            lines: list[str] = []
+            rows = demo(client, lines.append)
+            report = "\n".join(lines)
+            assert len(rows) == 22 and all(r.verified for r in rows), report
+            with httpx.Client(base_url=client, timeout=30) as http:
+                contractors = {c["id"]: c["name"] for c in http.get("/v1/contractors").json()["contractors"]}
+                ledger = http.get("/v1/ledger").json()
+            assert len(contractors) == 7
+            hired = [contractors.get(r.where) for r in rows if r.action == "outsource"]
+            assert "Newcomer Quant" in hired, report  # the cheaper newcomer got work
+            assert sum(ledger["balances"].values()) == pytest.approx(0.0, abs=1e-9)
+            assert ledger["balances"]["escrow"] == pytest.approx(0.0, abs=1e-9)
+            assert "saving against all-local" in report
+        finally:
+            newcomer.send_signal(signal.SIGTERM)
+            newcomer.wait(timeout=30)
+
+        table_seen = read_url(market, r"(Newcomer Quant)", timeout=30)  # the live table shows the newcomer
+        assert table_seen
+        market.send_signal(signal.SIGINT)  # Ctrl-C
+        market.wait(timeout=60)
+        time.sleep(0.5)
+        assert [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+        assert [url for url in urls if not port_free(url)] == []
+        assert not (state / "market.json").exists()
+    finally:
+        if market.poll() is None:
+            market.kill()
