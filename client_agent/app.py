@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from client_agent.models import ContractorRegistration, ErrorBody, InputAnswer, TaskAccepted, TaskSubmission
 from client_agent.registry import CardError
 from client_agent.service import ClientService, ServiceError
+from client_agent.stats import market_stats
 from shared.auth import ApiKeys, AuthError
+from shared.observability import MetricsMiddleware
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 429, 502)}
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/metrics"})
+DASHBOARD = Path(__file__).resolve().parent / "dashboard"
+RESULT_SUFFIXES = frozenset({".png", ".svg", ".md", ".csv"})
 
 
 def task_view(stored: dict[str, Any]) -> dict[str, Any]:
@@ -57,12 +63,14 @@ def task_view(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_app(service: ClientService, api_keys: ApiKeys | None = None) -> FastAPI:
-    """`api_keys`: the keys the API takes (bearer or X-API-Key), each rate limited; none: open (a local market)."""
+def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_dir: Path | None = None) -> FastAPI:
+    """`api_keys`: the keys the API takes (bearer or X-API-Key), each rate limited; none: open (a local market).
+    `results_dir`: a simulator results folder whose plots the dashboard shows."""
     keys = api_keys or ApiKeys()
 
     async def require_key(request: Request) -> None:
-        if request.url.path in PUBLIC_PATHS:
+        path = request.url.path
+        if path in PUBLIC_PATHS or path.startswith("/dashboard"):  # the page asks for a key itself
             return
         try:
             keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
@@ -82,6 +90,36 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None) -> FastA
         dependencies=[Depends(require_key)],
         description="Submit tasks; COALESCE decides per subtask whether to hire a contractor over A2A.",
     )
+
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD / "static"), name="dashboard-static")
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(DASHBOARD / "index.html")
+
+    @app.get("/dashboard/tasks/{task_id}", include_in_schema=False)
+    async def dashboard_task(task_id: str) -> FileResponse:
+        return FileResponse(DASHBOARD / "task.html")
+
+    @app.get("/dashboard/results", include_in_schema=False)
+    def results() -> dict[str, Any]:
+        if results_dir is None or not results_dir.is_dir():
+            return {"folder": None, "files": []}
+        files = sorted(p.name for p in results_dir.iterdir() if p.is_file() and p.suffix in RESULT_SUFFIXES)
+        return {"folder": results_dir.name, "files": files}
+
+    @app.get("/dashboard/results/{name}", include_in_schema=False)
+    def result_file(name: str) -> FileResponse:
+        path = (results_dir / name) if results_dir is not None else None
+        if path is None or path.name != name or path.suffix not in RESULT_SUFFIXES or not path.is_file():
+            raise ServiceError(404, f"no result file {name!r}")
+        return FileResponse(path)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body, content_type = service.metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError) -> JSONResponse:
@@ -138,6 +176,26 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None) -> FastA
                 yield {"id": str(event["seq"]), "event": event["kind"], "data": json.dumps(event)}
 
         return EventSourceResponse(stream(), ping=15, send_timeout=30)
+
+    @app.get("/v1/tasks/{task_id}/ledger", responses=ERRORS)
+    async def task_ledger(task_id: str) -> dict[str, Any]:
+        subtask_ids = [sub["id"] for sub in service.task(task_id)["subtasks"]]
+        return {"entries": service.ledger.entries(subtask_ids=subtask_ids)}
+
+    @app.get("/v1/events")
+    async def market_events() -> EventSourceResponse:
+        """Every task's events as they happen (live only; the dashboard's feed)."""
+        stream = service.events.stream_market()
+
+        async def framed() -> AsyncIterator[dict[str, str]]:
+            async for event in stream:
+                yield {"event": event["kind"], "data": json.dumps(event)}
+
+        return EventSourceResponse(framed(), ping=15, send_timeout=30)
+
+    @app.get("/v1/stats")
+    async def stats() -> dict[str, Any]:
+        return market_stats(service.store, service.ledger)
 
     @app.post("/v1/tasks/{task_id}/cancel", responses=ERRORS)
     async def cancel(task_id: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ micro-dollars (integers), so balances add up exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from client_agent.storage import Store
@@ -32,12 +33,15 @@ def contractor_account(contractor_id: str) -> str:
 
 
 class Ledger:
-    def __init__(self, store: Store) -> None:
+    """`observe(kind, usd)` hears of every posting that happened: reserved, released (paid), refunded."""
+
+    def __init__(self, store: Store, observe: Callable[[str, float], None] | None = None) -> None:
         self.store = store
+        self.observe = observe or (lambda kind, amount: None)
 
     def reserve(self, subtask_id: str, attempt: int, contractor_id: str, amount_usd: float) -> bool:
         amount = micro(amount_usd)
-        return self.store.post(
+        posted = self.store.post(
             new_id(),
             [(CLIENT, -amount), (ESCROW, amount)],
             "reserve",
@@ -45,6 +49,9 @@ class Ledger:
             f"escrow for {contractor_id}",
             once=(attempt, "reserve"),
         )
+        if posted:
+            self.observe("reserved", usd(amount))
+        return posted
 
     def release(
         self, subtask_id: str, attempt: int, contractor_id: str, reserved_usd: float, charged_usd: float
@@ -59,11 +66,14 @@ class Ledger:
         if micro(charged_usd) > reserved:
             memo += f"; charged {charged_usd:.6f}, capped at the reservation"
         posted = self.store.post(new_id(), postings, "release", subtask_id, memo, once=(attempt, "settle"))
+        if posted:
+            self.observe("released", usd(paid))
+            self.observe("refunded", usd(reserved - paid))
         return usd(paid) if posted else 0.0
 
     def refund(self, subtask_id: str, attempt: int, reserved_usd: float, reason: str) -> bool:
         amount = micro(reserved_usd)
-        return self.store.post(
+        posted = self.store.post(
             new_id(),
             [(ESCROW, -amount), (CLIENT, amount)],
             "refund",
@@ -71,9 +81,18 @@ class Ledger:
             reason[:500],
             once=(attempt, "settle"),
         )
+        if posted:
+            self.observe("refunded", usd(amount))
+        return posted
 
     def view(self, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
-        entries = [
+        balances = {account: usd(total) for account, total in self.store.balances().items()}
+        return {"entries": self.entries(limit, offset), "balances": balances, "total": round(sum(balances.values()), 6)}
+
+    def entries(
+        self, limit: int = 1000, offset: int = 0, subtask_ids: list[str] | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        return [
             {
                 "seq": e["seq"],
                 "transactionId": e["transaction_id"],
@@ -84,7 +103,5 @@ class Ledger:
                 "kind": e["kind"],
                 "memo": e["memo"],
             }
-            for e in self.store.ledger_entries(limit, offset)
+            for e in self.store.ledger_entries(limit, offset, subtask_ids, kind)
         ]
-        balances = {account: usd(total) for account, total in self.store.balances().items()}
-        return {"entries": entries, "balances": balances, "total": usd(sum(self.store.balances().values()))}

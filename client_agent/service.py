@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from client_agent.ledger import Ledger
+from client_agent.metrics import ClientMetrics
 from client_agent.models import TERMINAL, InputAnswer, SubtaskSpec, TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
 from client_agent.registry import MAX_REDIRECTS, CardError, Contractor, FetchPolicy, Registry
@@ -44,6 +45,7 @@ from shared.decision import (
     WeightLearner,
     make_strategy,
 )
+from shared.observability import A2A_TASK_ID, TASK_ID
 from shared.protocol import (
     A2AError,
     AgentSkill,
@@ -125,6 +127,7 @@ class EventBus:
         self.store = store
         self.max_subscribers = max_subscribers
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._market: set[asyncio.Queue[dict[str, Any]]] = set()  # readers of every task's events (the dashboard)
 
     def publish(self, task_id: str, kind: str, data: dict[str, Any]) -> None:
         seq = self.store.append_event(task_id, kind, data)
@@ -134,6 +137,30 @@ class EventBus:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
                 self._subscribers[task_id].discard(queue)  # a reader this slow reconnects with Last-Event-ID
+        for queue in list(self._market):
+            try:
+                queue.put_nowait({**event, "task": task_id})
+            except asyncio.QueueFull:
+                self._market.discard(queue)  # a reader this slow reloads the page
+
+    def stream_market(self) -> AsyncIterator[dict[str, Any]]:
+        """Every task's events from now on (live only), until the reader goes away or falls behind; refused (429)
+        at once when there are too many readers."""
+        if len(self._market) >= self.max_subscribers:
+            raise ServiceError(429, "too many readers of the market's events")
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(1024)
+        self._market.add(queue)
+        return self._market_events(queue)
+
+    async def _market_events(self, queue: asyncio.Queue[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        try:
+            while queue in self._market or not queue.empty():
+                try:
+                    yield await asyncio.wait_for(queue.get(), timeout=1.0)
+                except TimeoutError:
+                    continue
+        finally:
+            self._market.discard(queue)
 
     async def stream(self, task_id: str, after: int, done: Any) -> AsyncIterator[dict[str, Any]]:
         """Stored events after `after`, then live ones, until the task's final event (or `done()` says the task
@@ -247,7 +274,8 @@ class ClientService:
         self.planner = Planner(embedder, planner_llm)
         self.verifier = Verifier(judge)
         self.local_workers = local_workers
-        self.ledger = Ledger(store)
+        self.metrics = ClientMetrics()
+        self.ledger = Ledger(store, observe=lambda kind, amount: self.metrics.money_usd.labels(kind).inc(amount))
         self.events = EventBus(store, self.config.max_subscribers)
         self.calibrator = CostCalibrator(self.config.decision.calibration_lambda)
         self.reputation = ReputationBook()
@@ -497,6 +525,8 @@ class ClientService:
         runs = self._subtasks.pop(task_id, {})
         result = {sid: {"status": run.status, "where": run.state.get("where")} for sid, run in runs.items()}
         self.store.set_task(task_id, status=status, result=result)
+        self.metrics.tasks.labels(status).inc()
+        log.info("task %s %s", task_id, status)
         self.events.publish(task_id, status, {"subtasks": result})
         self._save_learned_state()
 
@@ -514,6 +544,7 @@ class ClientService:
         self.store.set_subtask(run.id, run.status, run.state)
 
     async def _run_subtask(self, run: SubtaskRun, submission: TaskSubmission) -> Outcome:
+        TASK_ID.set(run.task_id)
         spec = run.spec
         value = spec.value_usd if spec.value_usd is not None else self._subtask_value(submission)
         run.state = {"attempts": [], "cost": {"estimated_usd": None, "actual_usd": 0.0}}
@@ -557,6 +588,7 @@ class ClientService:
                     }
                 )
                 run.state["cost"]["actual_usd"] = round(run.state["cost"]["actual_usd"] + outcome.cost_usd, 6)
+                self._measure(decision, outcome)
                 if outcome.ok or decision.action == "local":
                     break
         except asyncio.CancelledError:
@@ -577,6 +609,13 @@ class ClientService:
             {"subtask": run.id, "status": run.status, "where": outcome.where, "reason": outcome.reason},
         )
         return outcome
+
+    def _measure(self, decision: Decision, outcome: Outcome) -> None:
+        outcome_label = "ok" if outcome.ok else "failed"
+        self.metrics.decisions.labels(decision.strategy, decision.action, outcome_label).inc()
+        where = LOCAL if outcome.where == LOCAL else "contractor"
+        self.metrics.subtask_seconds.labels(where).observe(outcome.seconds)
+        log.info("subtask %s: %s, %s (%s)", decision.skill, decision.action, outcome_label, outcome.reason[:200])
 
     def _subtask_value(self, submission: TaskSubmission) -> float:
         count = len(submission.subtasks) if submission.subtasks else 1
@@ -707,6 +746,8 @@ class ClientService:
             },
         )
         run.state["a2aTaskId"] = remote_id
+        A2A_TASK_ID.set(remote_id)
+        log.info("hiring %s (%s) for subtask %s", contractor.card.name, contractor.id, run.id)
         self._save(run)
         started = time.perf_counter()
         client = A2AClient(
@@ -807,13 +848,13 @@ class ClientService:
         channel: Channel | None,
     ) -> TaskState:
         if not streaming:
-            task = await client.send(remote_id, message, skill)
+            task = await client.send(remote_id, message, skill, {"coalesce": {"clientTaskId": run.task_id}})
             self.events.publish(run.task_id, "contractor", {"subtask": run.id, "state": task.status.state.value})
             if task.status.state is TaskState.INPUT_REQUIRED:
                 self._ask(run, self._reveal(channel, task.status.message))
             return task.status.state
         state = TaskState.UNKNOWN
-        async for event in client.stream(remote_id, message, skill):
+        async for event in client.stream(remote_id, message, skill, {"coalesce": {"clientTaskId": run.task_id}}):
             if isinstance(event, TaskArtifactUpdateEvent):
                 self.events.publish(run.task_id, "contractor", {"subtask": run.id, "artifact": event.artifact.name})
                 continue
@@ -883,6 +924,8 @@ class ClientService:
         finally:
             self._local_queue.pop(run.id, None)
         seconds = time.perf_counter() - started
+        usage = result.usage
+        self.metrics.worker_usage(worker.name, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
         measured = TaskProfile(flops=seconds * self.config.hardware.peak_flops * self.config.hardware.utilisation)
         actual = internal_cost(measured, self.config.hardware).total
         self.calibrator.observe(key, problem.local.cost_usd / max(self.calibrator.factors.get(key, 1.0), 1e-9), actual)

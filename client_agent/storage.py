@@ -234,6 +234,17 @@ class Store:
             query = select(tasks).order_by(tasks.c.created_at.desc()).limit(limit).offset(offset)
             return [row(r) for r in db.execute(query)]
 
+    def finished_subtasks(self, limit: int = 5000) -> list[dict[str, Any]]:
+        """The latest finished subtasks, oldest first."""
+        query = (
+            select(subtasks)
+            .where(subtasks.c.status.in_(("completed", "failed")))
+            .order_by(subtasks.c.updated_at.desc())
+            .limit(limit)
+        )
+        with self.transaction() as db:
+            return [row(r) for r in reversed(list(db.execute(query)))]
+
     def set_task(self, task_id: str, **values: Any) -> None:
         with self.transaction() as db:
             db.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=time.time(), **values))
@@ -323,10 +334,14 @@ class Store:
                 )
         return True
 
-    def ledger_entries(self, limit: int = 1000, offset: int = 0, subtask_id: str | None = None) -> list[dict]:
+    def ledger_entries(
+        self, limit: int = 1000, offset: int = 0, subtask_ids: list[str] | None = None, kind: str | None = None
+    ) -> list[dict]:
         query = select(ledger).order_by(ledger.c.seq).limit(limit).offset(offset)
-        if subtask_id is not None:
-            query = query.where(ledger.c.subtask_id == subtask_id)
+        if subtask_ids is not None:
+            query = query.where(ledger.c.subtask_id.in_(subtask_ids))
+        if kind is not None:
+            query = query.where(ledger.c.kind == kind)
         with self.transaction() as db:
             return [row(r) for r in db.execute(query)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -29,6 +28,7 @@ from contractor_agent.task_manager import Limits
 from contractor_agent.workers import LLMSettings
 from shared.auth import ApiKeys
 from shared.local_llm import LocalLLMServer
+from shared.observability import configure_logging
 from shared.serving import bind_socket, public_url, uvicorn_server
 
 STRATEGIES = ["paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "local-only"]
@@ -108,7 +108,8 @@ def client_serve(args: argparse.Namespace) -> int:
         service = build_service(args.db, llm, config, contractors=args.contractor, skills=skills)
         sock = bind_socket(args.host, args.port)
         url = public_url(sock)
-        server = uvicorn_server(create_client_app(service, _api_keys(args)), log_level=args.log_level)
+        app = create_client_app(service, _api_keys(args), results_dir=args.results)
+        server = uvicorn_server(app, log_level=args.log_level)
         print(
             f"client agent at {url} (API docs at {url}docs), strategy {args.strategy}, database {args.db}", flush=True
         )
@@ -219,6 +220,9 @@ def simulate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coalesce", description=__doc__)
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="json: one object per line with the task ids"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     contractor = commands.add_parser("contractor", help="contractor agents").add_subparsers(
@@ -274,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY_ID",
         help="the key id (JWK thumbprint) of an attestor whose skill certificates count (repeatable)",
     )
+    client_server.add_argument("--results", type=Path, help="a simulator results folder to show on the dashboard")
     _auth_arguments(client_server)
     client_server.set_defaults(run=client_serve)
 
@@ -336,7 +341,7 @@ def _stop(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format)
     try:
         return args.run(args)
     except (ValueError, RuntimeError) as error:

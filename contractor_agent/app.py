@@ -12,11 +12,13 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from contractor_agent.identity import Identity
+from contractor_agent.metrics import ContractorMetrics
 from contractor_agent.push import PushNotifier
 from contractor_agent.rpc import RpcHandler, StreamReply
 from contractor_agent.task_manager import Limits, TaskManager
 from contractor_agent.workers import Worker
 from shared.auth import AuthError
+from shared.observability import MetricsMiddleware
 from shared.protocol import AgentCard, ErrorCode, JSONRPCError, rpc_error
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -66,10 +68,11 @@ def create_app(
     )
     served_card = identity.publish(card, base_url)
     notifier = PushNotifier() if push_notifications else None
+    metrics = ContractorMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.manager = TaskManager(card, workers, limits, notifier, identity)
+        app.state.manager = TaskManager(card, workers, limits, notifier, identity, metrics)
         app.state.rpc = RpcHandler(app.state.manager)
         yield
         await app.state.manager.close()
@@ -77,6 +80,12 @@ def create_app(
             await notifier.close()
 
     app = FastAPI(title=f"COALESCE contractor: {card.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     async def agent_card() -> JSONResponse:
         return JSONResponse(served_card)

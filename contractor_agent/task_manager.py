@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from typing import Any
 
 from contractor_agent.compute import Cancelled
 from contractor_agent.identity import Identity
+from contractor_agent.metrics import ContractorMetrics
 from contractor_agent.push import PushNotifier
 from contractor_agent.workers import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.cost_model import dynamic_price, usage_charge
 from shared.dialects import Dialect
+from shared.observability import A2A_TASK_ID, TASK_ID
 from shared.protocol import (
     A2AError,
     AgentCard,
@@ -89,6 +92,7 @@ class TaskRecord:
     subscribers: set[Subscription] = field(default_factory=set)
     push_configs: dict[str, PushNotificationConfig] = field(default_factory=dict)
     channel: Channel | None = None  # the end-to-end channel, when the client opened one
+    created: float = field(default_factory=time.monotonic)
     worker_history: list[Message] = field(default_factory=list)  # what the worker reads: plaintext
 
     @property
@@ -110,6 +114,7 @@ class TaskManager:
         limits: Limits | None = None,
         notifier: PushNotifier | None = None,
         identity: Identity | None = None,
+        metrics: ContractorMetrics | None = None,
     ) -> None:
         missing = [skill.id for skill in card.skills if skill.id not in workers]
         if missing:
@@ -120,6 +125,9 @@ class TaskManager:
         self.limits = limits or Limits()
         self.notifier = notifier
         self.identity = identity or Identity()
+        self.metrics = metrics or ContractorMetrics()
+        self.metrics.running.set_function(lambda: self.running)
+        self.metrics.queued.set_function(lambda: self.waiting)
         self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
         self._semaphore = asyncio.Semaphore(self.limits.max_concurrent)
         self.running = 0
@@ -386,6 +394,9 @@ class TaskManager:
                 "coalesce": {"quoteUsd": self.quote(complexity), "complexity": complexity},
             },
         )
+        client_task = meta.get("clientTaskId") if isinstance(meta, dict) else None
+        if isinstance(client_task, str) and len(client_task) <= 128:  # so that logs can follow it across services
+            task.metadata["coalesce"]["clientTaskId"] = client_task
         task.history.append(self._stamped(request.message, task))
         record = TaskRecord(task=task, skill=skill, dialect=dialect)
         self._tasks[task_id] = record
@@ -427,6 +438,10 @@ class TaskManager:
             message = self._stamped(message, record.task)
             record.task.history.append(message)
         record.task.status = TaskStatus(state=state, message=message)
+        if state.terminal:
+            self.metrics.tasks.labels(state.value).inc()
+            self.metrics.task_seconds.labels(record.skill.id).observe(time.monotonic() - record.created)
+            log.info("task %s %s", record.task.id, state.value)
         self._emit(record, self.status_event(record))
         return True
 
@@ -441,6 +456,9 @@ class TaskManager:
         )
 
     async def _run(self, record: TaskRecord) -> None:
+        A2A_TASK_ID.set(record.task.id)
+        client_task = (record.task.metadata.get("coalesce") or {}).get("clientTaskId")
+        TASK_ID.set(client_task if isinstance(client_task, str) else None)
         started = False
         try:
             async with self._semaphore:
@@ -501,6 +519,9 @@ class TaskManager:
         quote = record.task.metadata["coalesce"]["quoteUsd"]
         cost = quote + usage_charge(self.price, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
         record.task.metadata["coalesce"].update({"costUsd": round(cost, 6), "usage": usage.wire()})
+        self.metrics.charged_usd.inc(cost)
+        worker = self.workers[record.skill.id].name
+        self.metrics.worker_usage(worker, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
         charged = {"coalesce": {"costUsd": round(cost, 6), "usage": usage.wire()}}
         artifacts = [a.model_copy(update={"metadata": {**(a.metadata or {}), **charged}}) for a in result.artifacts]
         summary = result.summary or "done"

@@ -30,7 +30,14 @@ def public_url(sock: socket.socket, advertised_host: str | None = None) -> str:
 
 
 def uvicorn_server(app: FastAPI, log_level: str = "warning") -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        log_config=None,  # uvicorn's lines go through the root logger: the service's format (text or JSON)
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
     return uvicorn.Server(config)
 
 

@@ -193,9 +193,11 @@ PORTFOLIO = {
 class Client:
     """A running client service and an HTTP client for it."""
 
-    def __init__(self, service: ClientService, api_keys: ApiKeys | None = None) -> None:
+    def __init__(
+        self, service: ClientService, api_keys: ApiKeys | None = None, results_dir: Path | None = None
+    ) -> None:
         self.service = service
-        self.server = ServerThread(create_client_app(service, api_keys), bind_socket())
+        self.server = ServerThread(create_client_app(service, api_keys, results_dir), bind_socket())
         self.url = ""
 
     def __enter__(self) -> Client:
@@ -243,6 +245,7 @@ def make_client(tmp_path, embedder, local_llm) -> Iterator:
         strategy: str = "ucb1",
         db: str | None = None,
         api_keys: ApiKeys | None = None,
+        results_dir: Path | None = None,
         **config: Any,
     ) -> Client:
         workers = local_workers(local_llm)
@@ -254,7 +257,7 @@ def make_client(tmp_path, embedder, local_llm) -> Iterator:
         service = ClientService(
             Store(db or f"sqlite:///{tmp_path}/client.db"), CachedEmbedder(embedder), workers, settings
         )
-        client = Client(service, api_keys).__enter__()
+        client = Client(service, api_keys, results_dir).__enter__()
         clients.append(client)
         return client
 

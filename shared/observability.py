@@ -1,0 +1,111 @@
+"""What both services share for operators: Prometheus metrics (one registry per app, so that several apps can live
+in one process), HTTP request metrics, and structured JSON logs that carry the client's task id and the A2A task
+id on every line, so that one subtask can be followed across services."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+TASK_ID: ContextVar[str | None] = ContextVar("coalesce_task_id", default=None)
+A2A_TASK_ID: ContextVar[str | None] = ContextVar("coalesce_a2a_task_id", default=None)
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+
+class ServiceMetrics:
+    """The metrics every service has: HTTP requests and their latency, and the work of its workers."""
+
+    def __init__(self, prefix: str) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(f"{prefix}_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.request_seconds = Histogram(
+            f"{prefix}_http_request_seconds", "HTTP request latency", ["method", "route"], registry=r,
+            buckets=LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.worker_tokens = Counter(
+            f"{prefix}_worker_tokens", "LLM tokens used by workers", ["worker", "direction"], registry=r
+        )
+        self.worker_seconds = Counter(f"{prefix}_worker_seconds", "seconds of worker time", ["worker"], registry=r)
+
+    def worker_usage(self, worker: str, input_tokens: int, output_tokens: int, seconds: float) -> None:
+        self.worker_tokens.labels(worker, "input").inc(input_tokens)
+        self.worker_tokens.labels(worker, "output").inc(output_tokens)
+        self.worker_seconds.labels(worker).inc(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """ASGI middleware: requests and latency by route template (not the raw path: label values stay bounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.request_seconds.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+
+class _TaskIds(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.task_id = TASK_ID.get()
+        record.a2a_task_id = A2A_TASK_ID.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, taskId, a2aTaskId (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "taskId": getattr(record, "task_id", None),
+            "a2aTaskId": getattr(record, "a2a_task_id", None),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, separators=(",", ":"))
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(_TaskIds())
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(task_id)s %(a2a_task_id)s]: %(message)s")
+        )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
