@@ -85,6 +85,14 @@ class Ledger:
             self.observe("refunded", usd(amount))
         return posted
 
+    def refund_open(self, subtask_id: str, reason: str) -> list[tuple[int, float]]:
+        """Refund every reservation of the subtask that was never settled (after a crash): (attempt, USD) each."""
+        refunded = []
+        for attempt, amount in self.store.open_reservations(subtask_id):
+            if self.refund(subtask_id, attempt, usd(amount), reason):
+                refunded.append((attempt, usd(amount)))
+        return refunded
+
     def view(self, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
         balances = {account: usd(total) for account, total in self.store.balances().items()}
         return {"entries": self.entries(limit, offset), "balances": balances, "total": round(sum(balances.values()), 6)}

@@ -201,6 +201,8 @@ class SubtaskRun:
     state: dict[str, Any] = field(default_factory=dict)
     status: str = "pending"
     answers: asyncio.Queue[InputAnswer] = field(default_factory=lambda: asyncio.Queue(8))
+    first_attempt: int = 1  # after a restart, attempts go on from where the ledger left them
+    prior: dict[str, Any] = field(default_factory=dict)  # the state a restart found
 
 
 def estimate_task_profile(spec: SubtaskSpec, value_usd: float, deadline_s: float | None) -> TaskProfile:
@@ -294,7 +296,46 @@ class ClientService:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        await self._recover()
         self._refresher = asyncio.create_task(self._keep_registry())
+
+    async def _recover(self) -> None:
+        """Tasks a crash or kill left unfinished: refund every hire that never settled (exactly once: the ledger
+        refuses a second settlement), ask the contractor to stop, and run what is left of the task again."""
+        for task_id in self.store.unfinished_tasks():
+            stored = self.task(task_id)
+            submission = TaskSubmission.model_validate(stored["request"])
+            runs: dict[str, SubtaskRun] = {}
+            earlier_ok = True
+            for sub in stored["subtasks"]:
+                if sub["status"] in ("completed", "failed"):
+                    earlier_ok = earlier_ok and sub["status"] == "completed"
+                    continue
+                state = sub["state"] or {}
+                await self._abandon_stored(state)
+                refunded = self.ledger.refund_open(sub["id"], "the client restarted before this hire settled")
+                for attempt, amount in refunded:
+                    state.setdefault("attempts", []).append(
+                        {"attempt": attempt, "where": (state.get("decision") or {}).get("contractor"), "ok": False,
+                         "reason": "interrupted by a client restart; escrow refunded", "costUsd": 0.0, "seconds": 0.0}
+                    )  # fmt: skip
+                    self.events.publish(task_id, "settlement", {"subtask": sub["id"], "kind": "refund", "usd": amount})
+                spec = SubtaskSpec.model_validate(sub["spec"])
+                first = self.store.last_attempt(sub["id"]) + 1
+                runs[sub["id"]] = SubtaskRun(sub["id"], task_id, spec, first_attempt=first, prior=state)
+            self.events.publish(task_id, "recovered", {"resumed": list(runs), "earlierOk": earlier_ok})
+            log.warning("task %s: resumed after a restart (%d subtasks left)", task_id, len(runs))
+            resumed = runs if stored["subtasks"] else None  # no subtasks stored: decompose again
+            self._runners[task_id] = asyncio.create_task(
+                self._run_task(task_id, submission, resumed, earlier_ok), name=f"client-{task_id}"
+            )
+
+    async def _abandon_stored(self, state: dict[str, Any]) -> None:
+        """Best effort, after a restart: tell the contractor of an unsettled hire to stop."""
+        contractor = self.registry.get((state.get("decision") or {}).get("contractor") or "")
+        if contractor is not None and state.get("a2aTaskId"):
+            client = A2AClient(contractor.card.url, self.http, timeout_s=5, headers=self._auth_headers(contractor))
+            await self._abandon(client, state["a2aTaskId"])
 
     async def _keep_registry(self) -> None:
         """Register the contractors named at start (retrying while they boot), then refresh periodically."""
@@ -488,30 +529,39 @@ class ClientService:
 
     # ------------------------------------------------------------ the pipeline
 
-    async def _run_task(self, task_id: str, submission: TaskSubmission) -> None:
+    async def _decompose(self, task_id: str, submission: TaskSubmission) -> dict[str, SubtaskRun]:
+        plan = await self.planner.plan(submission, self.catalogue() + self._local_catalogue())
+        specs = {new_id(): spec for spec in plan.subtasks}
+        self.store.add_subtasks(task_id, [(sid, spec.model_dump(mode="json")) for sid, spec in specs.items()])
+        self.events.publish(
+            task_id,
+            "decomposition",
+            {
+                "source": plan.source,
+                "note": plan.note,
+                "subtasks": [
+                    {"id": sid, "skill": s.skill, "description": s.description[:300]} for sid, s in specs.items()
+                ],
+            },
+        )
+        return {sid: SubtaskRun(sid, task_id, spec) for sid, spec in specs.items()}
+
+    async def _run_task(
+        self,
+        task_id: str,
+        submission: TaskSubmission,
+        resumed: dict[str, SubtaskRun] | None = None,
+        earlier_ok: bool = True,
+    ) -> None:
+        """Decompose (unless `resumed` gives the subtasks left after a restart) and run the subtasks."""
         status = "failed"
         try:
             async with self._running:
                 self.store.set_task(task_id, status="working")
-                plan = await self.planner.plan(submission, self.catalogue() + self._local_catalogue())
-                runs = {new_id(): spec for spec in plan.subtasks}
-                self.store.add_subtasks(task_id, [(sid, spec.model_dump(mode="json")) for sid, spec in runs.items()])
-                self._subtasks[task_id] = {sid: SubtaskRun(sid, task_id, spec) for sid, spec in runs.items()}
-                self.events.publish(
-                    task_id,
-                    "decomposition",
-                    {
-                        "source": plan.source,
-                        "note": plan.note,
-                        "subtasks": [
-                            {"id": sid, "skill": s.skill, "description": s.description[:300]} for sid, s in runs.items()
-                        ],
-                    },
-                )
-                outcomes = await asyncio.gather(
-                    *(self._run_subtask(run, submission) for run in self._subtasks[task_id].values())
-                )
-                status = "completed" if all(o.ok for o in outcomes) else "failed"
+                runs = resumed if resumed is not None else await self._decompose(task_id, submission)
+                self._subtasks[task_id] = runs
+                outcomes = await asyncio.gather(*(self._run_subtask(run, submission) for run in runs.values()))
+                status = "completed" if earlier_ok and all(o.ok for o in outcomes) else "failed"
         except asyncio.CancelledError:
             status = "canceled"
             raise
@@ -547,12 +597,15 @@ class ClientService:
         TASK_ID.set(run.task_id)
         spec = run.spec
         value = spec.value_usd if spec.value_usd is not None else self._subtask_value(submission)
-        run.state = {"attempts": [], "cost": {"estimated_usd": None, "actual_usd": 0.0}}
+        run.state = {
+            "attempts": list(run.prior.get("attempts", [])),
+            "cost": run.prior.get("cost") or {"estimated_usd": None, "actual_usd": 0.0},
+        }
         tried: set[str] = set()
         budget = min(x for x in (spec.max_budget_usd, submission.budget_usd, math.inf) if x is not None)
         outcome = Outcome(False, LOCAL, "not attempted")
         try:
-            for attempt in range(1, self.config.max_attempts + 1):
+            for attempt in range(run.first_attempt, run.first_attempt + self.config.max_attempts):
                 decision, problem, offers = await self._decide(run, submission, value, tried, budget)
                 record = decision.record()
                 run.state["decision"] = record

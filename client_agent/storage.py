@@ -20,14 +20,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
+
+from shared.database import open_database
 
 metadata = MetaData()
 
@@ -111,25 +111,6 @@ engine_state = Table(
 )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-
-
-def open_database(url: str) -> Engine:
-    """An engine for `url` (`sqlite:///path.db` by default) with the tables created."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-    metadata.create_all(engine)
-    return engine
-
-
 def row(mapping: Any) -> dict[str, Any]:
     return dict(mapping._mapping) if mapping is not None else {}
 
@@ -138,7 +119,7 @@ class Store:
     """Small, named transactions over the tables above."""
 
     def __init__(self, url: str) -> None:
-        self.engine = open_database(url)
+        self.engine = open_database(url, metadata)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -233,6 +214,12 @@ class Store:
         with self.transaction() as db:
             query = select(tasks).order_by(tasks.c.created_at.desc()).limit(limit).offset(offset)
             return [row(r) for r in db.execute(query)]
+
+    def unfinished_tasks(self) -> list[str]:
+        """Ids of tasks that never reached a final status (a crash or a kill stopped them)."""
+        with self.transaction() as db:
+            query = select(tasks.c.id).where(tasks.c.status.not_in(("completed", "failed", "canceled")))
+            return [r[0] for r in db.execute(query.order_by(tasks.c.created_at))]
 
     def finished_subtasks(self, limit: int = 5000) -> list[dict[str, Any]]:
         """The latest finished subtasks, oldest first."""
@@ -333,6 +320,33 @@ class Store:
                     )
                 )
         return True
+
+    def open_reservations(self, subtask_id: str) -> list[tuple[int, int]]:
+        """(attempt, micro-USD in escrow) of each reservation of the subtask that was never settled."""
+        with self.transaction() as db:
+            steps = db.execute(
+                select(settlements.c.attempt, settlements.c.kind, settlements.c.transaction_id).where(
+                    settlements.c.subtask_id == subtask_id
+                )
+            ).all()
+            settled = {attempt for attempt, kind, _ in steps if kind == "settle"}
+            open_ = []
+            for attempt, kind, transaction in steps:
+                if kind == "reserve" and attempt not in settled:
+                    amount = db.execute(
+                        select(func.sum(ledger.c.amount_micro_usd)).where(
+                            ledger.c.transaction_id == transaction, ledger.c.account == "escrow"
+                        )
+                    ).scalar()
+                    open_.append((attempt, int(amount or 0)))
+        return open_
+
+    def last_attempt(self, subtask_id: str) -> int:
+        with self.transaction() as db:
+            found = db.execute(
+                select(func.max(settlements.c.attempt)).where(settlements.c.subtask_id == subtask_id)
+            ).scalar()
+        return int(found or 0)
 
     def ledger_entries(
         self, limit: int = 1000, offset: int = 0, subtask_ids: list[str] | None = None, kind: str | None = None

@@ -25,6 +25,7 @@ from contractor_agent.config import (
 )
 from contractor_agent.identity import Identity
 from contractor_agent.task_manager import Limits
+from contractor_agent.task_store import TaskStore
 from contractor_agent.workers import LLMSettings
 from shared.auth import ApiKeys
 from shared.local_llm import LocalLLMServer
@@ -67,7 +68,8 @@ def contractor_serve(args: argparse.Namespace) -> int:
             plaintext_accepted=not args.encrypted_only,
             api_keys=_api_keys(args),
         )
-        app = create_app(card, workers, base_url=url, limits=limits, identity=identity)
+        store = TaskStore(args.db or f"sqlite:///.coalesce/{args.card.stem}.db")
+        app = create_app(card, workers, base_url=url, limits=limits, identity=identity, store=store)
         server = uvicorn_server(app, log_level=args.log_level)
         llm_skills = [s for s, k in kinds.items() if k in LLM_KINDS]
         print(
@@ -236,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", help="the URL clients use, when it differs from the bound address")
     serve.add_argument("--max-concurrent", type=int, help="tasks worked on at once (default: the card's)")
     serve.add_argument("--max-queued", type=int, help="tasks waiting for a slot (default: the card's)")
+    serve.add_argument("--db", help="where tasks persist, an SQLAlchemy URL (default sqlite:///.coalesce/CARD.db)")
     serve.add_argument("--key-dir", type=Path, help="its keys (created on first start; default .coalesce/keys/CARD)")
     serve.add_argument(
         "--previous-signing-key", type=Path, help="during a key rotation: the old signing key, to co-sign the card"

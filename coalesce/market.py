@@ -157,8 +157,10 @@ class Market:
         (self.state_dir / STATE_FILE).write_text(json.dumps(self.describe(), indent=2))
 
     def start_contractor(self, name: str, args: list[str]) -> Process:
-        key_dir = self.state_dir / "keys" / name
-        return self.spawn(name, "contractor", [*args, "--port", "0", "--key-dir", str(key_dir)], self.llm_env)
+        key_dir, db = self.state_dir / "keys" / name, f"sqlite:///{self.state_dir / name}.db"
+        return self.spawn(
+            name, "contractor", [*args, "--port", "0", "--key-dir", str(key_dir), "--db", db], self.llm_env
+        )
 
     def start_client(self, args: list[str], db: Path, name: str = "client") -> Process:
         contractors = [x for url in self.contractor_urls().values() for x in ("--contractor", url)]

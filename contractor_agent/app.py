@@ -16,6 +16,7 @@ from contractor_agent.metrics import ContractorMetrics
 from contractor_agent.push import PushNotifier
 from contractor_agent.rpc import RpcHandler, StreamReply
 from contractor_agent.task_manager import Limits, TaskManager
+from contractor_agent.task_store import TaskStore
 from contractor_agent.workers import Worker
 from shared.auth import AuthError
 from shared.observability import MetricsMiddleware
@@ -57,9 +58,11 @@ def create_app(
     push_notifications: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
     identity: Identity | None = None,
+    store: TaskStore | None = None,
 ) -> FastAPI:
     """A contractor serving `card` from `base_url` (the address actually bound, never 0.0.0.0). `identity`: its
-    keys (signed card, end-to-end channel), skill certificate and API keys; none of these without it."""
+    keys (signed card, end-to-end channel), skill certificate and API keys; none of these without it. `store`: where
+    tasks persist (in memory only without it)."""
     identity = identity or Identity()
     if card.coalesce is not None and limits is None:
         limits = Limits(max_concurrent=card.coalesce.max_concurrent_tasks, max_queued=card.coalesce.max_queued_tasks)
@@ -72,10 +75,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.manager = TaskManager(card, workers, limits, notifier, identity, metrics)
+        app.state.manager = TaskManager(card, workers, limits, notifier, identity, metrics, store)
         app.state.rpc = RpcHandler(app.state.manager)
         yield
         await app.state.manager.close()
+        if store is not None:
+            store.close()
         if notifier is not None:
             await notifier.close()
 

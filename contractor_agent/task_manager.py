@@ -18,6 +18,7 @@ from contractor_agent.compute import Cancelled
 from contractor_agent.identity import Identity
 from contractor_agent.metrics import ContractorMetrics
 from contractor_agent.push import PushNotifier
+from contractor_agent.task_store import TaskStore
 from contractor_agent.workers import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.cost_model import dynamic_price, usage_charge
 from shared.dialects import Dialect
@@ -115,6 +116,7 @@ class TaskManager:
         notifier: PushNotifier | None = None,
         identity: Identity | None = None,
         metrics: ContractorMetrics | None = None,
+        store: TaskStore | None = None,
     ) -> None:
         missing = [skill.id for skill in card.skills if skill.id not in workers]
         if missing:
@@ -132,6 +134,25 @@ class TaskManager:
         self._semaphore = asyncio.Semaphore(self.limits.max_concurrent)
         self.running = 0
         self.waiting = 0
+        self.store = store
+        if store is not None:
+            self._restore(store)
+
+    def _restore(self, store: TaskStore) -> None:
+        """Tasks from before a restart: finished ones answer as before; unfinished ones end failed, uncharged
+        (their work, and any end-to-end channel keys, died with the process)."""
+        for row in store.load(self.limits.max_tasks_kept):
+            task = Task.model_validate(row["task"])
+            record = TaskRecord(
+                task=task,
+                skill=self.card.skill(row["skill"]) or self.card.skills[0],
+                dialect=Dialect(row["dialect"]),
+                push_configs={k: PushNotificationConfig.model_validate(v) for k, v in row["push_configs"].items()},
+            )
+            self._tasks[task.id] = record
+            if not record.state.terminal:
+                log.warning("task %s was %s when the contractor stopped: failed", task.id, record.state.value)
+                self._fail(record, "the contractor restarted while this task was in progress; nothing was charged")
 
     # ------------------------------------------------------------ queries
 
@@ -270,6 +291,7 @@ class TaskManager:
                 f"at most {self.limits.max_push_configs_per_task} push configs per task",
             )
         record.push_configs[config.id] = config
+        self._persist(record)
         return config
 
     def push_config(self, record: TaskRecord, config_id: str | None) -> PushNotificationConfig:
@@ -284,6 +306,7 @@ class TaskManager:
     def delete_push_config(self, record: TaskRecord, config_id: str) -> None:
         self.push_config(record, config_id)
         del record.push_configs[config_id]
+        self._persist(record)
 
     async def close(self) -> None:
         runners = [r.runner for r in self._tasks.values() if r.runner is not None and not r.runner.done()]
@@ -378,6 +401,8 @@ class TaskManager:
             if oldest is None:
                 raise A2AError(ErrorCode.OVER_CAPACITY, "over capacity: too many unfinished tasks")
             del self._tasks[oldest]
+            if self.store is not None:
+                self.store.forget(oldest)
 
     def _create(self, request: SendRequest, skill: AgentSkill, dialect: Dialect) -> TaskRecord:
         task_id = request.task_id or new_id()
@@ -438,12 +463,18 @@ class TaskManager:
             message = self._stamped(message, record.task)
             record.task.history.append(message)
         record.task.status = TaskStatus(state=state, message=message)
+        self._persist(record)
         if state.terminal:
             self.metrics.tasks.labels(state.value).inc()
             self.metrics.task_seconds.labels(record.skill.id).observe(time.monotonic() - record.created)
             log.info("task %s %s", record.task.id, state.value)
         self._emit(record, self.status_event(record))
         return True
+
+    def _persist(self, record: TaskRecord) -> None:
+        if self.store is not None:
+            configs = {k: v.wire() for k, v in record.push_configs.items()}
+            self.store.save(record.task, record.skill.id, record.dialect.value, configs)
 
     def _add_artifact(self, record: TaskRecord, artifact: Artifact) -> None:
         artifact = artifact.model_copy(update={"index": len(record.task.artifacts), "last_chunk": True})

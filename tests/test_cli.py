@@ -15,7 +15,18 @@ from tests.conftest import CARDS, rpc, spawn
 
 def test_contractor_serve_binds_a_free_port_and_stops_cleanly_on_sigterm(tmp_path):
     card_file = str(CARDS / "cpu_optimised.json")
-    process, url = spawn("contractor", "serve", "--card", card_file, "--port", "0", "--key-dir", str(tmp_path))
+    process, url = spawn(
+        "contractor",
+        "serve",
+        "--card",
+        card_file,
+        "--port",
+        "0",
+        "--key-dir",
+        str(tmp_path),
+        "--db",
+        f"sqlite:///{tmp_path}/tasks.db",
+    )
     try:
         card = httpx.get(url + ".well-known/agent.json", timeout=10).json()
         assert card["url"] == url and card["name"] == "CPU Optimised"

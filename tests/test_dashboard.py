@@ -155,7 +155,11 @@ def test_dashboard_shows_a_task_flow_live_in_chromium(start_contractor: StartCon
 
             body = {
                 "description": "Tone of the day's headline",
-                "subtasks": [subtask("sentiment-analysis", "Sentiment (one word, e.g. positive) of: shares soar on record profits")],
+                "subtasks": [
+                    subtask(
+                        "sentiment-analysis", "Sentiment (one word, e.g. positive) of: shares soar on record profits"
+                    )
+                ],
                 "budget_usd": 1.0,
             }
             task_id = client.http.post("/v1/tasks", json=body).json()["id"]
