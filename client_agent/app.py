@@ -23,6 +23,7 @@ from shared.auth import ApiKeys, AuthError
 from shared.observability import MetricsMiddleware
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 429, 502)}
+MAX_POSITION = 2**53  # offsets and event numbers: far beyond any table, well inside every database's integers
 PUBLIC_PATHS = frozenset({"/health", "/metrics"})
 DASHBOARD = Path(__file__).resolve().parent / "dashboard"
 RESULT_SUFFIXES = frozenset({".png", ".svg", ".md", ".csv"})
@@ -148,7 +149,7 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
         return TaskAccepted(id=task_id, status=status)  # type: ignore[arg-type]
 
     @app.get("/v1/tasks", responses=ERRORS)
-    async def list_tasks(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    async def list_tasks(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_POSITION)) -> dict[str, Any]:
         return {
             "tasks": [
                 {
@@ -166,10 +167,10 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
         return task_view(service.task(task_id))
 
     @app.get("/v1/tasks/{task_id}/events", responses=ERRORS)
-    async def task_events(task_id: str, request: Request, after: int = Query(0, ge=0)) -> EventSourceResponse:
+    async def task_events(task_id: str, request: Request, after: int = Query(0, ge=0, le=MAX_POSITION)) -> EventSourceResponse:
         service.task(task_id)
         last = request.headers.get("last-event-id")
-        start = int(last) if last and last.isdigit() else after
+        start = int(last) if last and last.isdigit() and len(last) < 16 else after
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             async for event in service.events.stream(task_id, start, lambda: service.is_done(task_id)):
@@ -248,7 +249,7 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
         return {"strategy": service.config.strategy, "contractors": await service.market()}
 
     @app.get("/v1/ledger")
-    async def ledger(limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    async def ledger(limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0, le=MAX_POSITION)) -> dict[str, Any]:
         return service.ledger.view(limit, offset)
 
     return app

@@ -63,14 +63,16 @@ def start_contractor() -> Iterator[StartContractor]:
         workers: dict[str, Worker] | None = None,
         llm: LLMSettings | None = None,
         limits: Limits | None = None,
+        public_url: str | None = None,
         **kwargs: Any,
     ) -> str:
+        """The URL it listens on; its card advertises `public_url` when given (a proxy in front of it)."""
         if workers is None:
             workers = build_workers(worker_kinds(card), openai_settings=llm)
         sock = bind_socket("127.0.0.1", 0)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-        server = ServerThread(create_app(card, workers, base_url=url, limits=limits, **kwargs), sock).start()
-        servers.append(server)
+        app = create_app(card, workers, base_url=public_url or url, limits=limits, **kwargs)
+        servers.append(ServerThread(app, sock).start())
         return url
 
     yield start

@@ -1,0 +1,316 @@
+"""Reliability: kill -9 either side mid-task and restart it; faults a contractor can show (a cut network, a hang,
+wrong or malformed artifacts, an over-charge); load; hostile input. Nothing is lost, nothing is paid twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from contractor_agent.compute import value_at_risk
+from contractor_agent.workers import ComputeWorker, EchoWorker, Usage, WorkRequest, WorkResult, data_artifact
+from shared.local_llm import free_port
+from shared.protocol import Artifact, Part
+from tests.conftest import CARDS, RISK, StartContractor, card_named, rpc, subtask
+
+SLOW_RISK = {**RISK, "simulations": 5_000_000, "horizon_days": 250}
+TERMINAL = ("completed", "failed", "canceled")
+
+
+def serve(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`coalesce ARGS` in its own process; returns it and its URL once it printed it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coalesce.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+    assert match, line
+    return process, match.group(1)
+
+
+def contractor_process(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    return serve(
+        "contractor", "serve", "--card", str(CARDS / "cpu_optimised.json"), "--port", str(port),
+        "--db", f"sqlite:///{tmp_path}/contractor.db", "--key-dir", str(tmp_path / "keys"),
+    )[0]  # fmt: skip
+
+
+def kill9(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+def send(url: str, task_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Legacy `tasks/send` (blocking), the client choosing the task id."""
+    message = {"role": "user", "messageId": f"m-{task_id}", "parts": [{"kind": "data", "data": data}]}
+    return rpc(url, "tasks/send", {"id": task_id, "message": message, "metadata": {"skill": "risk-assessment"}})
+
+
+def start(url: str, data: dict[str, Any]) -> str:
+    """v0.3 `message/send`, non-blocking: the new task's id as soon as it is accepted."""
+    message = {"role": "user", "messageId": "m-start", "kind": "message", "parts": [{"kind": "data", "data": data}]}
+    params = {"message": message, "configuration": {"blocking": False}, "metadata": {"skill": "risk-assessment"}}
+    return rpc(url, "message/send", params)["result"]["id"]
+
+
+# ---------------------------------------------------------------- crashes
+
+
+def test_contractor_killed_mid_task_keeps_finished_tasks_and_fails_the_unfinished_one(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    contractor = contractor_process(tmp_path, port)
+    try:
+        done = send(url, "before-crash", RISK)["result"]
+        assert done["status"]["state"] == "completed"
+        slow = start(url, SLOW_RISK)
+        wait_for(lambda: rpc(url, "tasks/get", {"id": slow})["result"]["status"]["state"] == "working")
+        kill9(contractor)  # mid-task
+        contractor = contractor_process(tmp_path, port)  # the same database, the same address
+        again = rpc(url, "tasks/get", {"id": "before-crash"})["result"]
+        assert again["status"]["state"] == "completed" and again["artifacts"] == done["artifacts"]
+        lost = rpc(url, "tasks/get", {"id": slow})["result"]
+        assert lost["status"]["state"] == "failed"
+        assert "restarted" in json.dumps(lost["status"]["message"]) and lost["metadata"]["coalesce"]["costUsd"] == 0
+        refused = send(url, "before-crash", RISK)["error"]  # the same task id again: no second execution
+        assert refused["code"] == -32004
+    finally:
+        contractor.terminate()
+        contractor.wait(timeout=30)
+
+
+def test_client_killed_mid_hire_resumes_and_settles_every_escrow_exactly_once(tmp_path, local_llm):
+    port = free_port()
+    contractor = contractor_process(tmp_path, port)
+    db = f"sqlite:///{tmp_path}/client.db"
+    env = {"COALESCE_LLM_BASE_URL": local_llm.base_url or "", "COALESCE_LLM_MODEL": local_llm.model}
+    client_args = ("client", "serve", "--port", "0", "--db", db, "--local-skills", "llm", "--allow-private-contractors")
+    client, url = serve(*client_args, "--contractor", f"http://127.0.0.1:{port}/", env=env)
+    try:
+        wait_for(lambda: httpx.get(url + "v1/contractors", timeout=5).json()["contractors"], timeout=60)
+        body = {
+            "description": "Risk of the big fund",
+            "subtasks": [subtask("risk-assessment", "Monte Carlo value at risk", input_data=SLOW_RISK)],
+            "budget_usd": 1.0,
+            "idempotency_key": "big-fund-1",
+        }
+        task_id = httpx.post(url + "v1/tasks", json=body, timeout=10).json()["id"]
+        wait_for(lambda: _events(url, task_id, "dispatch"))
+        kill9(client)  # mid-hire: escrow reserved, nothing settled
+        client, url = serve(*client_args, env=env)  # the same database; the contractor is remembered
+        task = wait_for(lambda: (t := _task(url, task_id))["status"] in TERMINAL and t, timeout=120)
+        assert task["status"] == "completed", task
+        (sub,) = task["subtasks"]
+        attempts = sub["attempts"]
+        assert attempts[0]["ok"] is False and "restart" in attempts[0]["reason"] and attempts[-1]["ok"] is True
+        ledger = httpx.get(url + "v1/ledger", timeout=10).json()
+        kinds = Counter(e["kind"] for e in ledger["entries"] if e["account"] == "escrow")
+        assert kinds["reserve"] == len(attempts) and kinds["refund"] == len(attempts) - 1 and kinds["release"] == 1
+        assert sum(ledger["balances"].values()) == pytest.approx(0.0, abs=1e-9)
+        assert ledger["balances"]["escrow"] == pytest.approx(0.0, abs=1e-9)
+        again = httpx.post(url + "v1/tasks", json=body, timeout=10)  # the same idempotency key: the same task
+        assert again.status_code == 202 and again.json()["id"] == task_id
+        assert len(httpx.get(url + "v1/ledger", timeout=10).json()["entries"]) == len(ledger["entries"])
+        assert any(e["kind"] == "recovered" for e in _events(url, task_id))
+    finally:
+        for process in (client, contractor):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _task(url: str, task_id: str) -> dict[str, Any]:
+    return httpx.get(f"{url}v1/tasks/{task_id}", timeout=10).json()
+
+
+def _events(url: str, task_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    events = []
+    with httpx.stream("GET", f"{url}v1/tasks/{task_id}/events", timeout=10) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                events.append(event)
+                if kind is not None and event["kind"] == kind:
+                    return events
+    return [] if kind is not None else events
+
+
+# ---------------------------------------------------------------- faults
+
+
+class Proxy:
+    """A TCP proxy on loopback between the client and a contractor; `cut()` drops every connection and refuses new
+    ones: the network between them fails mid-task."""
+
+    def __init__(self) -> None:
+        self.target_port = 0  # set once the contractor behind it listens
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.sockets: list[socket.socket] = []
+        self.cut_done = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.cut_done.is_set():
+            try:
+                inbound, _ = self.listener.accept()
+            except OSError:
+                return
+            outbound = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            self.sockets += [inbound, outbound]
+            for source, sink in ((inbound, outbound), (outbound, inbound)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.cut_done.set()
+        self.listener.close()
+        for end in self.sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+                end.close()
+
+
+class Hangs:
+    name = "hang"
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+class WrongAnswer:
+    name = "wrong"
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        return WorkResult(artifacts=[data_artifact("var", {"var": 1.0, "cvar": 2.0})])
+
+
+class Malformed:
+    name = "malformed"
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        return WorkResult(artifacts=[Artifact(name="var", parts=[Part.of_text("{not json, no numbers")])])
+
+
+class OverCharges:
+    """Does the work right, then bills a million compute seconds."""
+
+    name = "greedy"
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        result = value_at_risk(request.data(), threading.Event())
+        return WorkResult(artifacts=[data_artifact("var", result)], usage=Usage(compute_seconds=1e6))
+
+
+def cheap_card(name: str):
+    """The CPU contractor's card, cheaper and faster: the engine tries it first."""
+    card = card_named("cpu_optimised")
+    params = dict(card.capabilities.extensions[0].params or {})
+    params["price"] = {**params["price"], "baseUsd": 0.0005}
+    params["typicalLatencyS"] = 0.5
+    extension = card.capabilities.extensions[0].model_copy(update={"params": params})
+    capabilities = card.capabilities.model_copy(update={"extensions": [extension]})
+    return card.model_copy(update={"name": name, "capabilities": capabilities})
+
+
+@pytest.mark.parametrize("fault", ["network-cut", "hang", "wrong-answer", "malformed", "over-charge"])
+def test_a_faulty_contractor_is_refunded_or_capped_reassigned_and_trusted_less(
+    fault, start_contractor: StartContractor, make_client
+):
+    good = start_contractor(card_named("cpu_optimised"))
+    compute = {"risk-assessment": ComputeWorker("var", value_at_risk)}
+    workers = {
+        "network-cut": compute,
+        "hang": {"risk-assessment": Hangs()},
+        "wrong-answer": {"risk-assessment": WrongAnswer()},
+        "malformed": {"risk-assessment": Malformed()},
+        "over-charge": {"risk-assessment": OverCharges()},
+    }[fault]
+    workers = {**{s: EchoWorker() for s in ("portfolio-optimisation", "similarity-search")}, **workers}
+    proxy = None
+    if fault == "network-cut":
+        proxy = Proxy()
+        behind = start_contractor(cheap_card("Faulty"), workers=workers, public_url=proxy.url)
+        proxy.target_port = int(behind.rstrip("/").rsplit(":", 1)[1])
+        faulty = proxy.url
+    else:
+        faulty = start_contractor(cheap_card("Faulty"), workers=workers)
+    client = make_client(own_skills=set(), hire_timeout_s=5)
+    faulty_id, good_id = client.register(faulty)["id"], client.register(good)["id"]
+    body = {
+        "description": "Risk",
+        "subtasks": [
+            subtask("risk-assessment", "Monte Carlo value at risk", input_data=SLOW_RISK | {"horizon_days": 10})
+        ],
+        "budget_usd": 1.0,
+    }
+    if proxy is not None:  # cut the line once the faulty contractor is at work
+        response = client.http.post("/v1/tasks", json=body)
+        task_id = response.json()["id"]
+        wait_for(lambda: _subtask_field(client, task_id, "a2aTaskId"))
+        wait_for(lambda: rpc(proxy.url, "tasks/get", {"id": _subtask_field(client, task_id, "a2aTaskId")})
+                 ["result"]["status"]["state"] == "working")  # fmt: skip
+        proxy.cut()
+        task = wait_for(lambda: (t := client.http.get(f"/v1/tasks/{task_id}").json())["status"] in TERMINAL and t)
+    else:
+        task = client.run(body)
+    (sub,) = task["subtasks"]
+    first, *rest = sub["attempts"]
+    assert first["where"] == faulty_id and first["ok"] is False, sub["attempts"]
+    assert task["status"] == "completed" and sub["where"] == good_id and rest[-1]["ok"] is True, sub
+    ledger = client.http.get("/v1/ledger").json()
+    paid_faulty = ledger["balances"].get(f"contractor:{faulty_id}", 0.0)
+    if fault == "over-charge":  # verified work is paid, but never more than the reservation
+        reserve = next(e for e in ledger["entries"] if e["kind"] == "reserve" and e["account"] == "escrow")
+        assert 0 < paid_faulty <= reserve["amountUsd"] + 1e-9 and "over-charged" in first["reason"]
+    else:
+        assert paid_faulty == 0.0 and any(e["kind"] == "refund" for e in ledger["entries"])
+    assert sum(ledger["balances"].values()) == pytest.approx(0.0, abs=1e-9)
+    market = {c["id"]: c for c in client.http.get("/v1/market").json()["contractors"]}
+    assert market[faulty_id]["reliability"] < market[good_id]["reliability"]
+
+
+def _subtask_field(client, task_id: str, name: str) -> Any:
+    subtasks = client.http.get(f"/v1/tasks/{task_id}").json()["subtasks"]
+    return subtasks[0].get(name) if subtasks else None
