@@ -149,7 +149,9 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
         return TaskAccepted(id=task_id, status=status)  # type: ignore[arg-type]
 
     @app.get("/v1/tasks", responses=ERRORS)
-    async def list_tasks(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_POSITION)) -> dict[str, Any]:
+    async def list_tasks(
+        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_POSITION)
+    ) -> dict[str, Any]:
         return {
             "tasks": [
                 {
@@ -167,7 +169,9 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
         return task_view(service.task(task_id))
 
     @app.get("/v1/tasks/{task_id}/events", responses=ERRORS)
-    async def task_events(task_id: str, request: Request, after: int = Query(0, ge=0, le=MAX_POSITION)) -> EventSourceResponse:
+    async def task_events(
+        task_id: str, request: Request, after: int = Query(0, ge=0, le=MAX_POSITION)
+    ) -> EventSourceResponse:
         service.task(task_id)
         last = request.headers.get("last-event-id")
         start = int(last) if last and last.isdigit() and len(last) < 16 else after
@@ -249,7 +253,9 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
         return {"strategy": service.config.strategy, "contractors": await service.market()}
 
     @app.get("/v1/ledger")
-    async def ledger(limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0, le=MAX_POSITION)) -> dict[str, Any]:
+    async def ledger(
+        limit: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0, le=MAX_POSITION)
+    ) -> dict[str, Any]:
         return service.ledger.view(limit, offset)
 
     return app
