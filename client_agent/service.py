@@ -65,6 +65,7 @@ from shared.skills import Embedder, SkillIndex, SkillRequirement
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
+MAX_BUSY_RETRIES = 20  # a contractor at capacity is waited for (its retryAfterSeconds) this many times a subtask
 SENSITIVE = frozenset({"confidential", "restricted"})  # never in plaintext, only to signed cards
 LLM_PARAMETERS = 135e6  # the embedded model's size, for the local FLOP estimate
 
@@ -118,6 +119,7 @@ class Outcome:
     verdict: Verdict | None = None
     cost_usd: float = 0.0
     seconds: float = 0.0
+    busy_s: float | None = None  # the contractor was at capacity: try again after this many seconds
 
 
 class EventBus:
@@ -604,8 +606,10 @@ class ClientService:
         tried: set[str] = set()
         budget = min(x for x in (spec.max_budget_usd, submission.budget_usd, math.inf) if x is not None)
         outcome = Outcome(False, LOCAL, "not attempted")
+        attempt, failures, busy = run.first_attempt - 1, 0, 0
         try:
-            for attempt in range(run.first_attempt, run.first_attempt + self.config.max_attempts):
+            while failures < self.config.max_attempts:
+                attempt += 1
                 decision, problem, offers = await self._decide(run, submission, value, tried, budget)
                 record = decision.record()
                 run.state["decision"] = record
@@ -620,28 +624,28 @@ class ClientService:
                 self.events.publish(run.task_id, "decision", {"subtask": run.id, "attempt": attempt, **record})
                 if decision.action == "local":
                     if not self.local_workers.get(spec.skill or "llm"):
+                        if run.state.pop("unanswered", 0) and busy < MAX_BUSY_RETRIES:  # contractors too busy to quote
+                            busy, attempt = busy + 1, attempt - 1
+                            await asyncio.sleep(1.0)
+                            continue
                         outcome = Outcome(False, LOCAL, "no contractor and no local worker for this skill")
                         break
                     outcome = await self._run_local(run, attempt, problem)
                 else:
                     contractor = self.registry.get(decision.contractor or "")
-                    tried.add(decision.contractor or "")
                     offer = offers[decision.contractor or ""]
                     outcome = await self._hire(run, attempt, contractor, decision, offer, budget)
+                    busy += outcome.busy_s is not None
+                    if outcome.busy_s is not None and busy <= MAX_BUSY_RETRIES:  # full, not unreliable: wait, retry
+                        self._note_attempt(run, attempt, outcome)
+                        await asyncio.sleep(outcome.busy_s)
+                        continue
+                    tried.add(decision.contractor or "")
                     self.engine(submission.strategy).observe(decision, outcome.ok, outcome.cost_usd, time.time())
                     budget -= outcome.cost_usd
-                run.state["attempts"].append(
-                    {
-                        "attempt": attempt,
-                        "where": outcome.where,
-                        "ok": outcome.ok,
-                        "reason": outcome.reason,
-                        "costUsd": round(outcome.cost_usd, 6),
-                        "seconds": round(outcome.seconds, 3),
-                    }
-                )
-                run.state["cost"]["actual_usd"] = round(run.state["cost"]["actual_usd"] + outcome.cost_usd, 6)
+                self._note_attempt(run, attempt, outcome)
                 self._measure(decision, outcome)
+                failures += not outcome.ok
                 if outcome.ok or decision.action == "local":
                     break
         except asyncio.CancelledError:
@@ -662,6 +666,20 @@ class ClientService:
             {"subtask": run.id, "status": run.status, "where": outcome.where, "reason": outcome.reason},
         )
         return outcome
+
+    @staticmethod
+    def _note_attempt(run: SubtaskRun, attempt: int, outcome: Outcome) -> None:
+        run.state["attempts"].append(
+            {
+                "attempt": attempt,
+                "where": outcome.where,
+                "ok": outcome.ok,
+                "reason": outcome.reason,
+                "costUsd": round(outcome.cost_usd, 6),
+                "seconds": round(outcome.seconds, 3),
+            }
+        )
+        run.state["cost"]["actual_usd"] = round(run.state["cost"]["actual_usd"] + outcome.cost_usd, 6)
 
     def _measure(self, decision: Decision, outcome: Outcome) -> None:
         outcome_label = "ok" if outcome.ok else "failed"
@@ -694,6 +712,7 @@ class ClientService:
         if spec.skill:
             rows = [r for r in rows if matches.skill_ids[r] == spec.skill]
         sensitivity = spec.privacy or submission.sensitivity
+        run.state.pop("unanswered", None)
         eligible = []
         for r in rows:
             contractor = self.registry.get(matches.contractor_ids[r])
@@ -705,8 +724,9 @@ class ClientService:
         quotes = await asyncio.gather(*(self._quote(c, 1.0) for _, c in eligible))
         candidate_offers, offers, loads = [], {}, []
         for (r, contractor), quote in zip(eligible, quotes, strict=True):
-            if quote is None:
-                continue  # not answering: not a candidate this time
+            if quote is None:  # not answering: not a candidate this time
+                run.state["unanswered"] = run.state.get("unanswered", 0) + 1
+                continue
             offer = self._offer(contractor, quote[0], profile, sensitivity)
             if offer.price_usd * self.config.reserve_factor > budget:
                 continue
@@ -823,7 +843,10 @@ class ClientService:
                 await self._abandon(client, remote_id)
             self.ledger.refund(run.id, attempt, reserve, reason)
             self.events.publish(run.task_id, "settlement", {"subtask": run.id, "kind": "refund", "reason": reason})
-            return Outcome(False, contractor.id, reason, seconds=time.perf_counter() - started)
+            busy = isinstance(error, A2AError) and error.code == ErrorCode.OVER_CAPACITY
+            retry_after = (error.data or {}).get("retryAfterSeconds", 1.0) if busy else None  # type: ignore[union-attr]
+            busy_s = min(max(float(retry_after), 0.1), 10.0) if isinstance(retry_after, int | float) else None
+            return Outcome(False, contractor.id, reason, seconds=time.perf_counter() - started, busy_s=busy_s)
         seconds = time.perf_counter() - started
         verdict = await self.verifier.verify(run.spec, decision.skill or "", artifacts)
         self.events.publish(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from contractor_agent.config import build_workers, embedded_llm_settings, load_c
 from contractor_agent.task_manager import Limits
 from contractor_agent.workers import LLMSettings, Worker
 from shared.auth import ApiKeys
-from shared.local_llm import LocalLLMServer
+from shared.local_llm import LocalLLMServer, free_port
 from shared.protocol import AgentCard
 from shared.serving import ServerThread, bind_socket
 from shared.skills import CachedEmbedder
@@ -291,3 +294,54 @@ def spawn(*args: str, llm: LLMSettings | None = None) -> tuple[subprocess.Popen[
         process.kill()
         raise AssertionError(f"no URL in {line!r}")
     return process, match.group(1)
+
+
+def _postgres_binaries() -> Path | None:
+    """Debian's PostgreSQL server programs, when the package is installed."""
+    initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+    return Path(initdb).resolve().parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server of our own on 127.0.0.1 (a fresh cluster in a temporary folder, trust auth),
+    started with Debian's binaries; as the `postgres` user when the tests run as root (initdb refuses root)."""
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's package)")
+    root = Path(tempfile.mkdtemp(prefix="coalesce-postgres-"))  # outside pytest's root-only folders
+    data, sockets, port = root / "data", root / "run", free_port()
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = [*as_user, str(binaries / "pg_ctl"), "-D", str(data)]
+    subprocess.run([*pg_ctl, "-o", options, "-l", str(root / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> Callable[[str], str]:
+    """database(name) -> an SQLAlchemy URL of a new, empty database: an SQLite file, or one on PostgreSQL."""
+
+    def make(name: str) -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path}/{name}.db"
+        server = request.getfixturevalue("postgres_server")
+        database = f"{name}_{uuid.uuid4().hex[:12]}"
+        import psycopg
+
+        with psycopg.connect(server.replace("+psycopg", "") + "/postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{database}"')
+        return f"{server}/{database}"
+
+    return make

@@ -47,10 +47,10 @@ def serve(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Pop
     return process, match.group(1)
 
 
-def contractor_process(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+def contractor_process(tmp_path: Path, port: int, db: str) -> subprocess.Popen[str]:
     return serve(
         "contractor", "serve", "--card", str(CARDS / "cpu_optimised.json"), "--port", str(port),
-        "--db", f"sqlite:///{tmp_path}/contractor.db", "--key-dir", str(tmp_path / "keys"),
+        "--db", db, "--key-dir", str(tmp_path / "keys"),
     )[0]  # fmt: skip
 
 
@@ -85,17 +85,17 @@ def start(url: str, data: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- crashes
 
 
-def test_contractor_killed_mid_task_keeps_finished_tasks_and_fails_the_unfinished_one(tmp_path):
-    port = free_port()
+def test_contractor_killed_mid_task_keeps_finished_tasks_and_fails_the_unfinished_one(tmp_path, database):
+    port, db = free_port(), database("contractor")
     url = f"http://127.0.0.1:{port}/"
-    contractor = contractor_process(tmp_path, port)
+    contractor = contractor_process(tmp_path, port, db)
     try:
         done = send(url, "before-crash", RISK)["result"]
         assert done["status"]["state"] == "completed"
         slow = start(url, SLOW_RISK)
         wait_for(lambda: rpc(url, "tasks/get", {"id": slow})["result"]["status"]["state"] == "working")
         kill9(contractor)  # mid-task
-        contractor = contractor_process(tmp_path, port)  # the same database, the same address
+        contractor = contractor_process(tmp_path, port, db)  # the same database, the same address
         again = rpc(url, "tasks/get", {"id": "before-crash"})["result"]
         assert again["status"]["state"] == "completed" and again["artifacts"] == done["artifacts"]
         lost = rpc(url, "tasks/get", {"id": slow})["result"]
@@ -108,10 +108,10 @@ def test_contractor_killed_mid_task_keeps_finished_tasks_and_fails_the_unfinishe
         contractor.wait(timeout=30)
 
 
-def test_client_killed_mid_hire_resumes_and_settles_every_escrow_exactly_once(tmp_path, local_llm):
+def test_client_killed_mid_hire_resumes_and_settles_every_escrow_exactly_once(tmp_path, local_llm, database):
     port = free_port()
-    contractor = contractor_process(tmp_path, port)
-    db = f"sqlite:///{tmp_path}/client.db"
+    contractor = contractor_process(tmp_path, port, database("contractor"))
+    db = database("client")
     env = {"COALESCE_LLM_BASE_URL": local_llm.base_url or "", "COALESCE_LLM_MODEL": local_llm.model}
     client_args = ("client", "serve", "--port", "0", "--db", db, "--local-skills", "llm", "--allow-private-contractors")
     client, url = serve(*client_args, "--contractor", f"http://127.0.0.1:{port}/", env=env)
