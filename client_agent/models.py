@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Sensitivity = Literal["public", "internal", "confidential", "restricted"]
 TaskStatus = Literal["submitted", "working", "input-required", "completed", "failed", "canceled"]
+MAX_SECONDS = 1e8  # about three years: a deadline or latency bound beyond that is a mistake
+MAX_USD = 1e9
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 
 
@@ -41,10 +43,10 @@ class SubtaskSpec(Strict):
     resources: ResourceNeeds = Field(default_factory=ResourceNeeds)
     output_format: Literal["text", "json"] | None = None
     verification: VerificationSpec = Field(default_factory=VerificationSpec)
-    max_latency_s: float | None = Field(default=None, gt=0)
-    max_budget_usd: float | None = Field(default=None, ge=0)
+    max_latency_s: float | None = Field(default=None, ge=0.001, le=MAX_SECONDS)
+    max_budget_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
     privacy: Sensitivity | None = None
-    value_usd: float | None = Field(default=None, ge=0)
+    value_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
     geography: str | None = Field(default=None, max_length=64)
 
 
@@ -52,8 +54,8 @@ class TaskSubmission(Strict):
     description: str = Field(min_length=1, max_length=20_000)
     subtasks: list[SubtaskSpec] | None = Field(default=None, min_length=1, max_length=32)
     data: dict[str, Any] | None = Field(default=None, description="inputs the planner may hand to subtasks")
-    budget_usd: float | None = Field(default=None, gt=0)
-    deadline_s: float | None = Field(default=None, gt=0)
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_USD)
+    deadline_s: float | None = Field(default=None, ge=0.001, le=MAX_SECONDS)
     sensitivity: Sensitivity = "internal"
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     strategy: str | None = Field(default=None, max_length=64, description="override the decision strategy")
