@@ -316,11 +316,10 @@ class ClientService:
                 state = sub["state"] or {}
                 await self._abandon_stored(state)
                 refunded = self.ledger.refund_open(sub["id"], "the client restarted before this hire settled")
+                hired = (state.get("decision") or {}).get("contractor") or "?"
                 for attempt, amount in refunded:
-                    state.setdefault("attempts", []).append(
-                        {"attempt": attempt, "where": (state.get("decision") or {}).get("contractor"), "ok": False,
-                         "reason": "interrupted by a client restart; escrow refunded", "costUsd": 0.0, "seconds": 0.0}
-                    )  # fmt: skip
+                    interrupted = Outcome(False, hired, "interrupted by a client restart; escrow refunded")
+                    state.setdefault("attempts", []).append(self._attempt_record(attempt, interrupted))
                     self.events.publish(task_id, "settlement", {"subtask": sub["id"], "kind": "refund", "usd": amount})
                 spec = SubtaskSpec.model_validate(sub["spec"])
                 first = self.store.last_attempt(sub["id"]) + 1
@@ -668,17 +667,18 @@ class ClientService:
         return outcome
 
     @staticmethod
-    def _note_attempt(run: SubtaskRun, attempt: int, outcome: Outcome) -> None:
-        run.state["attempts"].append(
-            {
-                "attempt": attempt,
-                "where": outcome.where,
-                "ok": outcome.ok,
-                "reason": outcome.reason,
-                "costUsd": round(outcome.cost_usd, 6),
-                "seconds": round(outcome.seconds, 3),
-            }
-        )
+    def _attempt_record(attempt: int, outcome: Outcome) -> dict[str, Any]:
+        return {
+            "attempt": attempt,
+            "where": outcome.where,
+            "ok": outcome.ok,
+            "reason": outcome.reason,
+            "costUsd": round(outcome.cost_usd, 6),
+            "seconds": round(outcome.seconds, 3),
+        }
+
+    def _note_attempt(self, run: SubtaskRun, attempt: int, outcome: Outcome) -> None:
+        run.state["attempts"].append(self._attempt_record(attempt, outcome))
         run.state["cost"]["actual_usd"] = round(run.state["cost"]["actual_usd"] + outcome.cost_usd, 6)
 
     def _measure(self, decision: Decision, outcome: Outcome) -> None:

@@ -201,7 +201,7 @@ def market_validate(args: argparse.Namespace) -> int:
     from coalesce.market import Market
 
     command = f"coalesce market validate --tasks {args.tasks} --concurrency {args.concurrency} --out {args.out}"
-    with Market(args.state_dir) as market:
+    with Market(args.state_dir, with_client=False) as market:
         validate(market, args.tasks, args.concurrency, args.out, command)
     print((args.out / "results.md").read_text())
     return 0

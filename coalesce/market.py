@@ -87,6 +87,7 @@ class Market:
     cards_dir: Path = CARDS_DIR
     strategy: str = "thompson"
     extra_contractors: list[Path] = field(default_factory=list)
+    with_client: bool = True  # False: the caller starts its own clients (the validation run)
     boot_timeout_s: float = 180.0
     grace_s: float = 10.0
     processes: list[Process] = field(default_factory=list)
@@ -152,9 +153,10 @@ class Market:
             self.start_contractor(name, list(services[name].args))
         for path in self.extra_contractors:
             self.start_contractor(path.stem.replace("_", "-"), ["contractor", "serve", "--card", str(path)])
-        self.start_client(list(services["client"].args), self.state_dir / "client.db")
-        self.wait_ready()
-        (self.state_dir / STATE_FILE).write_text(json.dumps(self.describe(), indent=2))
+        if self.with_client:
+            self.start_client(list(services["client"].args), self.state_dir / "client.db")
+            self.wait_ready()
+            (self.state_dir / STATE_FILE).write_text(json.dumps(self.describe(), indent=2))
 
     def start_contractor(self, name: str, args: list[str]) -> Process:
         key_dir, db = self.state_dir / "keys" / name, f"sqlite:///{self.state_dir / name}.db"
