@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from pydantic import ValidationError
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from client_agent.storage import Store
 from shared.attestation import proven_skills
 from shared.card_signing import CardTrustError, key_to_pin
+from shared.net_policy import AddressRefused, check_url
 from shared.protocol import AgentCard
 from shared.secure_channel import ChannelOffer, channel_offer
 from shared.skills import SkillIndex, SkillProfile, skill_profiles
@@ -62,25 +62,10 @@ def card_locations(card_url: str) -> list[str]:
 
 async def check_address(url: str, policy: FetchPolicy) -> None:
     """Raises CardError for a URL that is not http(s), or (unless allowed) resolves to a non-public address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CardError(f"{url}: only http and https URLs are fetched")
-    if policy.allow_private:
-        return
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = await asyncio.wait_for(
-            asyncio.get_running_loop().getaddrinfo(parts.hostname, port), timeout=policy.timeout_s
-        )
-    except (OSError, TimeoutError, ValueError) as error:
-        raise CardError(f"{url}: cannot resolve {parts.hostname}: {error}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global:
-            raise CardError(
-                f"{url}: {parts.hostname} resolves to {address}, a private, loopback or reserved address "
-                "(refused; allow private contractors for a local market)"
-            )
+        await check_url(url, policy.allow_private, policy.timeout_s)
+    except AddressRefused as refused:
+        raise CardError(f"{refused} (refused; allow private contractors for a local market)") from None
 
 
 async def _get_bounded(http: httpx.AsyncClient, url: str, policy: FetchPolicy) -> bytes:

@@ -69,7 +69,15 @@ def contractor_serve(args: argparse.Namespace) -> int:
             api_keys=_api_keys(args),
         )
         store = TaskStore(args.db or f"sqlite:///.coalesce/{args.card.stem}.db")
-        app = create_app(card, workers, base_url=url, limits=limits, identity=identity, store=store)
+        app = create_app(
+            card,
+            workers,
+            base_url=url,
+            limits=limits,
+            identity=identity,
+            store=store,
+            allow_private_push=args.allow_private_push,
+        )
         server = uvicorn_server(app, log_level=args.log_level)
         llm_skills = [s for s, k in kinds.items() if k in LLM_KINDS]
         print(
@@ -245,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--skill-certificate", type=Path, help="a certificate from `coalesce attest`")
     serve.add_argument("--encrypted-only", action="store_true", help="refuse messages outside the E2E channel")
+    serve.add_argument(
+        "--allow-private-push", action="store_true", help="send push notifications to loopback and private addresses"
+    )
     _auth_arguments(serve)
     serve.set_defaults(run=contractor_serve)
 

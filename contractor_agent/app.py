@@ -59,10 +59,12 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     identity: Identity | None = None,
     store: TaskStore | None = None,
+    allow_private_push: bool = True,
 ) -> FastAPI:
     """A contractor serving `card` from `base_url` (the address actually bound, never 0.0.0.0). `identity`: its
     keys (signed card, end-to-end channel), skill certificate and API keys; none of these without it. `store`: where
-    tasks persist (in memory only without it)."""
+    tasks persist (in memory only without it). `allow_private_push`: webhooks on loopback and private networks
+    (`coalesce contractor serve` refuses them unless told otherwise)."""
     identity = identity or Identity()
     if card.coalesce is not None and limits is None:
         limits = Limits(max_concurrent=card.coalesce.max_concurrent_tasks, max_queued=card.coalesce.max_queued_tasks)
@@ -70,7 +72,7 @@ def create_app(
         update={"capabilities": card.capabilities.model_copy(update={"push_notifications": push_notifications})}
     )
     served_card = identity.publish(card, base_url)
-    notifier = PushNotifier() if push_notifications else None
+    notifier = PushNotifier(allow_private=allow_private_push) if push_notifications else None
     metrics = ContractorMetrics()
 
     @asynccontextmanager

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from shared.dialects import Dialect, render_task
+from shared.net_policy import AddressRefused, check_url
 from shared.protocol import PushNotificationConfig, Task
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,12 @@ class PushNotifier:
         attempts: int = 3,
         backoff_s: float = 0.25,
         max_pending: int = 1000,
+        allow_private: bool = False,
     ) -> None:
+        """`allow_private`: webhooks on loopback and private networks too (tests, a local market); refused by
+        default, so that a client cannot make the contractor call into its own network."""
         self.timeout_s = timeout_s
+        self.allow_private = allow_private
         self.attempts = attempts
         self.backoff_s = backoff_s
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue(max_pending)
@@ -73,8 +78,17 @@ class PushNotifier:
             headers["Authorization"] = f"{scheme} {auth.credentials}"
         return headers
 
+    async def check(self, url: str) -> None:
+        """Raises AddressRefused for a webhook this contractor will not call."""
+        await check_url(url, self.allow_private, self.timeout_s)
+
     async def _deliver(self, delivery: Delivery) -> bool:
         assert self._client is not None
+        try:
+            await self.check(delivery.config.url)
+        except AddressRefused as refused:
+            log.warning("push not sent: %s", refused)
+            return False
         body = render_task(delivery.task, delivery.dialect)
         for attempt in range(self.attempts):
             try:

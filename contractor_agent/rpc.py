@@ -30,6 +30,7 @@ from shared.dialects import (
     require_str,
     state_from_v1,
 )
+from shared.net_policy import AddressRefused
 from shared.protocol import (
     A2AError,
     ErrorCode,
@@ -199,7 +200,13 @@ class RpcHandler:
         task_id = self._task_id(params, dialect)
         record = self.manager.get(task_id)
         raw = params if dialect is Dialect.V1_0 else params.get("pushNotificationConfig")
-        config = self.manager.set_push_config(record, parse_push_config(raw, dialect))
+        config = parse_push_config(raw, dialect)
+        if self.manager.notifier is not None:
+            try:
+                await self.manager.notifier.check(config.url)
+            except AddressRefused as refused:
+                raise A2AError(ErrorCode.INVALID_PARAMS, f"push notification URL refused: {refused}") from None
+        config = self.manager.set_push_config(record, config)
         return render_push_config(task_id, config, dialect)
 
     async def _push_get(self, params: Params, dialect: Dialect) -> Any:

@@ -8,6 +8,7 @@ import copy
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -29,7 +30,7 @@ from shared.protocol import AgentCard, Artifact, Message, Part
 from shared.secure_channel import Channel, ChannelError, ChannelOffer, ReplayGuard, channel_offer, key_id
 from shared.serving import ServerThread, bind_socket
 from shared.skills import CachedEmbedder, SkillIndex, SkillRequirement
-from tests.conftest import RISK, StartContractor, card_named, rpc, subtask
+from tests.conftest import RISK, StartContractor, card_named, rpc, subtask, wait_until
 
 E2E_REFUSED = -32051
 
@@ -508,3 +509,28 @@ def test_client_refuses_loopback_contractors_unless_told_it_is_a_local_market(se
     response = public.http.post("/v1/contractors", json={"card_url": url})
     assert response.status_code == 422 and "loopback" in response.json()["error"]
     assert public.http.get("/v1/contractors").json()["contractors"] == []
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_push_notifications_never_go_to_private_addresses_unless_allowed(
+    allowed, start_contractor: StartContractor, webhook
+):
+    url = start_contractor(card_named("cpu_optimised"), allow_private_push=allowed)  # False: as `contractor serve`
+    plain = {"role": "user", "messageId": "p", "parts": [{"kind": "data", "data": {"returns": [0.01, -0.02]}}]}
+    task = rpc(url, "tasks/send", {"id": "push-1", "message": plain, "metadata": {"skill": "risk-assessment"}})
+    assert task["result"]["status"]["state"] == "input-required"
+    answer = rpc(url, "tasks/pushNotification/set", {"id": "push-1", "pushNotificationConfig": {"url": webhook.url}})
+    if allowed:
+        assert answer["result"]["pushNotificationConfig"]["url"] == webhook.url
+    else:
+        assert answer["error"]["code"] == -32602 and "loopback" in answer["error"]["message"]
+        assert "error" in rpc(url, "tasks/pushNotification/get", {"id": "push-1"})  # nothing stored
+    # the next message brings its own config: kept either way, called only when allowed
+    follow_up = {**plain, "messageId": "q", "parts": [{"kind": "data", "data": {"portfolio_value": 1e6}}]}
+    params = {"id": "push-1", "message": follow_up, "pushNotification": {"url": webhook.url}}
+    assert rpc(url, "tasks/send", params)["result"]["status"]["state"] == "completed"
+    if allowed:
+        wait_until(lambda: "completed" in webhook.states())
+    else:
+        time.sleep(1.0)
+        assert webhook.received == []
