@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from client_agent.ledger import Ledger
+from client_agent.ledger import CLIENT, Ledger
 from client_agent.storage import Store
 
 
@@ -31,6 +31,6 @@ def market_stats(store: Store, ledger: Ledger, limit: int = 5000) -> dict[str, A
         "explorationShare": round(explored / n, 4) if n else None,
         "failures": failed,
         "refunds": len({e["transactionId"] for e in refunds}),
-        "refundedUsd": round(sum(e["amountUsd"] for e in refunds if e["account"] == "client"), 6),
+        "refundedUsd": round(sum(e["amountUsd"] for e in refunds if e["account"] == CLIENT), 6),
         "series": series[-1000:],
     }
