@@ -34,10 +34,10 @@ def serve_client(port: int, db: str) -> None:
     """The client process: no local workers (everything is hired)."""
     import uvicorn
 
-    from client_agent.app import create_app
+    from client_agent.api import create_app
     from client_agent.service import ClientConfig, ClientService
     from client_agent.storage import Store
-    from shared.skills import CachedEmbedder, SentenceTransformerEmbedder
+    from shared.economics.skills import CachedEmbedder, SentenceTransformerEmbedder
 
     service = ClientService(
         Store(db),
@@ -116,7 +116,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    from shared.local_llm import free_port
+    from shared.workers.local_model import free_port
 
     with tempfile.TemporaryDirectory() as scratch:
         contractor_port, client_port = free_port(), free_port()

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 from processes import echo_contractor, start, stop
 
-from shared.local_llm import free_port
+from shared.workers.local_model import free_port
 
 WRK_SCRIPT = r"""
 wrk.method = "POST"

@@ -22,17 +22,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from contractor_agent.app import create_app
-from contractor_agent.config import load_card
+from contractor_agent.build import load_card
 from contractor_agent.identity import Identity
-from contractor_agent.workers import WorkRequest, WorkResult
-from shared.protocol import Artifact, Message, Part, Task, new_id
-from shared.secure_channel import Channel, ChannelOffer, ReplayGuard, channel_offer, key_id
-from shared.serving import ServerThread, bind_socket
+from shared.a2a.models import Artifact, Message, Part, Task, new_id
+from shared.runtime.serving import ServerThread, bind_socket
+from shared.security.channel import Channel, ChannelOffer, ReplayGuard, channel_offer, key_id
+from shared.workers.base import StatelessWorker, WorkRequest, WorkResult
 
 ARTIFACT_BYTES = 1024 * 1024
 
 
-class BulkWorker:
+class BulkWorker(StatelessWorker):
     """Answers any request with a 1 MB text artifact (a report, a generated document)."""
 
     name = "bulk"

@@ -15,9 +15,17 @@ import time
 
 import numpy as np
 
-from shared.cost_model import Offer, TaskProfile
-from shared.decision import CandidateOffer, DecisionEngine, LocalOption, Problem, make_strategy
-from shared.skills import CachedEmbedder, SentenceTransformerEmbedder, SkillIndex, SkillProfile, SkillRequirement
+from shared.economics.cost_model import Offer, TaskProfile
+from shared.economics.decision.engine import DecisionEngine
+from shared.economics.decision.problem import CandidateOffer, LocalOption, Problem
+from shared.economics.decision.strategies import make_strategy
+from shared.economics.skills import (
+    CachedEmbedder,
+    SentenceTransformerEmbedder,
+    SkillIndex,
+    SkillProfile,
+    SkillRequirement,
+)
 
 WORDS = [
     "risk",

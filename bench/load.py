@@ -19,7 +19,7 @@ from client_throughput import SUBTASK
 from processes import echo_contractor, start, stop
 
 from coalesce.loadgen import load
-from shared.local_llm import free_port
+from shared.workers.local_model import free_port
 
 
 def sample_memory(pid: int, samples: list[float], done: threading.Event) -> None:

@@ -6,9 +6,10 @@ from collections.abc import Collection
 
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
-from contractor_agent.config import build_workers
-from contractor_agent.workers import LLMSettings, OpenAIChatWorker, Worker
-from shared.skills import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from shared.economics.skills import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from shared.workers.base import Worker
+from shared.workers.factory import build_workers
+from shared.workers.llm import LLMSettings, OpenAIChatWorker
 
 # What the client can do itself, and with which worker (the same workers contractors use). `llm` serves
 # subtasks that name no skill.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from client_agent.storage import Store
-from shared.protocol import new_id
+from shared.a2a.models import new_id
 
 MICRO = 1_000_000
 CLIENT = "client"

@@ -17,9 +17,10 @@ import numpy as np
 from pydantic import ValidationError
 
 from client_agent.models import SubtaskSpec, TaskSubmission, VerificationSpec
-from contractor_agent.workers import NeedsInput, OpenAIChatWorker, WorkerError, WorkRequest
-from shared.protocol import AgentSkill, Message, Part
-from shared.skills import Embedder
+from shared.a2a.models import AgentSkill, Message, Part
+from shared.economics.skills import Embedder
+from shared.workers.base import NeedsInput, WorkerError, WorkRequest
+from shared.workers.llm import OpenAIChatWorker
 
 MAX_PLANNED_SUBTASKS = 8
 

@@ -14,7 +14,7 @@ def market_stats(store: Store, ledger: Ledger, limit: int = 5000) -> dict[str, A
     for sub in store.finished_subtasks(limit):
         state = sub["state"] or {}
         decision = state.get("decision") or {}
-        spent += (state.get("cost") or {}).get("actual_usd") or 0.0
+        spent += (state.get("cost") or {}).get("actualUsd") or 0.0
         local += decision.get("expectedLocalCostUsd") or 0.0
         outsourced += decision.get("action") == "outsource"
         explored += bool(decision.get("exploration"))

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from shared.database import open_database
+from shared.runtime.database import open_database
 
 metadata = MetaData()
 

@@ -17,9 +17,10 @@ import numpy as np
 from scipy.stats import norm
 
 from client_agent.models import SubtaskSpec
-from contractor_agent import compute
-from contractor_agent.workers import OpenAIChatWorker, WorkRequest, WorkResult
-from shared.protocol import AgentSkill, Artifact, Message, Part
+from shared.a2a.models import AgentSkill, Artifact, Message, Part
+from shared.workers import compute
+from shared.workers.base import WorkRequest, WorkResult
+from shared.workers.llm import OpenAIChatWorker
 
 MAX_TEXT_CHARS = 100_000
 OPTIMALITY_CHECK_MAX_ASSETS = 60

@@ -14,15 +14,15 @@ import httpx
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from client_agent.hiring import work_message
 from client_agent.models import SubtaskSpec, VerificationSpec
-from client_agent.registry import FetchPolicy, fetch_card
-from client_agent.service import work_message
 from client_agent.verification import Verifier
-from shared.a2a_client import A2AClient
-from shared.attestation import AttestedSkill, issue_certificate
-from shared.card_signing import verify_card
-from shared.protocol import A2AError, AgentCard, TaskState, new_id
-from shared.secure_channel import Channel, ChannelError, channel_offer
+from shared.a2a.cards import FetchPolicy, fetch_card
+from shared.a2a.client import A2AClient
+from shared.a2a.models import A2AError, AgentCard, TaskState, new_id
+from shared.security.attestation import AttestedSkill, issue_certificate
+from shared.security.card_signing import verify_card
+from shared.security.channel import Channel, ChannelError, channel_offer
 
 SENTIMENT_LABELS = ["positive", "negative", "neutral"]
 

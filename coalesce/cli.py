@@ -14,23 +14,17 @@ from pathlib import Path
 import httpx
 
 from contractor_agent.app import create_app
-from contractor_agent.config import (
-    LLM_KINDS,
-    anthropic_settings_from_env,
-    build_workers,
-    embedded_llm_settings,
-    load_card,
-    openai_settings_from_env,
-    worker_kinds,
-)
+from contractor_agent.build import load_card, worker_kinds
 from contractor_agent.identity import Identity
+from contractor_agent.store import TaskStore
 from contractor_agent.task_manager import Limits
-from contractor_agent.task_store import TaskStore
-from contractor_agent.workers import LLMSettings
-from shared.auth import ApiKeys
-from shared.local_llm import LocalLLMServer
-from shared.observability import configure_logging
-from shared.serving import bind_socket, public_url, uvicorn_server
+from shared.runtime.observability import configure_logging
+from shared.runtime.serving import bind_socket, public_url, uvicorn_server
+from shared.runtime.settings import anthropic_settings_from_env, openai_settings_from_env
+from shared.security.auth import ApiKeys
+from shared.workers.factory import LLM_KINDS, build_workers, embedded_llm_settings
+from shared.workers.llm import LLMSettings
+from shared.workers.local_model import LocalLLMServer
 
 STRATEGIES = ["paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "local-only"]
 
@@ -102,7 +96,7 @@ def _contractor_tokens() -> dict[str, str]:
 
 
 def client_serve(args: argparse.Namespace) -> int:
-    from client_agent.app import create_app as create_client_app
+    from client_agent.api import create_app as create_client_app
     from client_agent.build import build_service
     from client_agent.service import ClientConfig
 
@@ -140,9 +134,9 @@ def attest(args: argparse.Namespace) -> int:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from client_agent.registry import FetchPolicy
     from coalesce.attest import attest as run_attestation
-    from shared.keys import load_or_create, public_jwk, thumbprint
+    from shared.a2a.cards import FetchPolicy
+    from shared.security.keys import load_or_create, public_jwk, thumbprint
 
     key = load_or_create(args.key, Ed25519PrivateKey)
     assert isinstance(key, Ed25519PrivateKey)

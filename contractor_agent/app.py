@@ -15,12 +15,12 @@ from contractor_agent.identity import Identity
 from contractor_agent.metrics import ContractorMetrics
 from contractor_agent.push import PushNotifier
 from contractor_agent.rpc import RpcHandler, StreamReply
+from contractor_agent.store import TaskStore
 from contractor_agent.task_manager import Limits, TaskManager
-from contractor_agent.task_store import TaskStore
-from contractor_agent.workers import Worker
-from shared.auth import AuthError
-from shared.observability import MetricsMiddleware
-from shared.protocol import AgentCard, ErrorCode, JSONRPCError, rpc_error
+from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
+from shared.runtime.observability import MetricsMiddleware
+from shared.security.auth import AuthError
+from shared.workers.base import Worker
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 CARD_PATHS = ("/.well-known/agent.json", "/.well-known/agent-card.json")
@@ -107,7 +107,7 @@ def create_app(
     @app.get("/v1/quote")
     async def quote(request: Request, complexity: float = Query(default=1.0, gt=0, le=100)) -> dict[str, Any]:
         try:
-            identity.api_keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
+            identity.api_keys.check_request(request.headers)
         except AuthError as error:
             raise HTTPException(error.status, error.message, error.headers()) from None
         manager: TaskManager = request.app.state.manager
@@ -116,7 +116,7 @@ def create_app(
     @app.post("/")
     async def json_rpc(request: Request) -> Response:
         try:
-            identity.api_keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
+            identity.api_keys.check_request(request.headers)
         except AuthError as error:
             refusal = JSONRPCError(code=ErrorCode.UNAUTHORIZED, message=error.message)
             return _json(rpc_error(None, refusal), status=error.status, headers=error.headers())

@@ -10,11 +10,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from shared.auth import ApiKeys
-from shared.card_signing import sign_card
-from shared.keys import load_or_create
-from shared.protocol import COALESCE_EXTENSION_URI, AgentCard
-from shared.secure_channel import ReplayGuard, e2e_extension
+from shared.a2a.models import COALESCE_EXTENSION_URI, AgentCard
+from shared.security.auth import ApiKeys
+from shared.security.card_signing import sign_card
+from shared.security.channel import ReplayGuard, e2e_extension
+from shared.security.keys import load_or_create
 
 SIGNING_KEY_FILE = "signing-ed25519.pem"
 E2E_KEY_FILE = "e2e-x25519.pem"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.observability import LATENCY_BUCKETS, ServiceMetrics
+from shared.runtime.observability import LATENCY_BUCKETS, ServiceMetrics
 
 
 class ContractorMetrics(ServiceMetrics):

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from shared.dialects import Dialect, render_task
-from shared.net_policy import AddressRefused, check_url
-from shared.protocol import PushNotificationConfig, Task
+from shared.a2a.dialects import Dialect
+from shared.a2a.models import PushNotificationConfig, Task
+from shared.a2a.wire import render_task
+from shared.security.net_policy import AddressRefused, check_url
 
 log = logging.getLogger(__name__)
 

@@ -16,22 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from contractor_agent.task_manager import Subscription, TaskManager, TaskRecord
-from shared.dialects import (
-    Dialect,
-    check_version_header,
-    invalid_params,
-    optional_int,
-    parse_push_config,
-    parse_send,
-    render_event,
-    render_push_config,
-    render_send_result,
-    render_task,
-    require_str,
-    state_from_v1,
-)
-from shared.net_policy import AddressRefused
-from shared.protocol import (
+from shared.a2a.dialects import Dialect, check_version_header, invalid_params, optional_int, require_str
+from shared.a2a.models import (
     A2AError,
     ErrorCode,
     JSONRPCError,
@@ -42,6 +28,16 @@ from shared.protocol import (
     rpc_error,
     rpc_result,
 )
+from shared.a2a.v1 import state_from_v1
+from shared.a2a.wire import (
+    parse_push_config,
+    parse_send,
+    render_event,
+    render_push_config,
+    render_send_result,
+    render_task,
+)
+from shared.security.net_policy import AddressRefused
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contractor_agent.compute import Cancelled
 from contractor_agent.identity import Identity
 from contractor_agent.metrics import ContractorMetrics
 from contractor_agent.push import PushNotifier
-from contractor_agent.task_store import TaskStore
-from contractor_agent.workers import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
-from shared.cost_model import dynamic_price, usage_charge
-from shared.dialects import Dialect
-from shared.observability import A2A_TASK_ID, TASK_ID
-from shared.protocol import (
+from contractor_agent.store import TaskStore
+from shared.a2a.dialects import Dialect
+from shared.a2a.models import (
     A2AError,
     AgentCard,
     AgentSkill,
@@ -45,7 +41,11 @@ from shared.protocol import (
     can_transition,
     new_id,
 )
-from shared.secure_channel import Channel, ChannelError, envelope_of
+from shared.economics.cost_model import dynamic_price, usage_charge
+from shared.runtime.observability import A2A_TASK_ID, TASK_ID
+from shared.security.channel import Channel, ChannelError, envelope_of
+from shared.workers.base import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
+from shared.workers.compute import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -316,9 +316,7 @@ class TaskManager:
             runner.cancel()
         await asyncio.gather(*runners, return_exceptions=True)
         for worker in {id(w): w for w in self.workers.values()}.values():
-            close = getattr(worker, "close", None)
-            if close is not None:
-                await close()
+            await worker.close()
 
     # ------------------------------------------------------------ internals
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.cost_model import dynamic_price, latency_penalty, risk_cost
-from shared.reputation import SENSITIVITY_WEIGHT, security_risk
+from shared.economics.cost_model import dynamic_price, latency_penalty, risk_cost
+from shared.economics.reputation import SENSITIVITY_WEIGHT, security_risk
 
 SPECS = json.loads((Path(__file__).resolve().parent / "markets.json").read_text())
 TASK_TYPES = ("financial_rag", "risk_assessment", "sentiment_analysis", "portfolio_optimization")

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from shared.cost_model import latency_penalty
+from shared.economics.cost_model import latency_penalty
 from simulator.market import Market, Step
 
 BASE_WEIGHTS = np.array([0.4, 0.25, 0.2, 0.15])

@@ -1,9 +1,10 @@
 """Simulation runs: a market, hour by hour, with every strategy deciding the same tasks side by side.
 
-Each strategy is the real `shared.decision.DecisionEngine` (the reference code's rule is the one exception: it is
-re-implemented in `simulator.reference` to be compared with ours). Each learns only from its own hires: the
-success or failure of each contractor on each task type, decayed as in eq. (14), the record behind eq. (18),
-and the weights of eq. (13) (one gradient step per hour with that hour's outcomes summed).
+Each strategy is the real `shared.economics.decision.engine.DecisionEngine` (the reference code's rule is the
+one exception: it is re-implemented in `simulator.reference` to be compared with ours).
+Each learns only from its own hires: the success or failure of each contractor on each task type, decayed as
+in eq. (14), the record behind eq. (18), and the weights of eq. (13)
+(one gradient step per hour with that hour's outcomes summed).
 
 The runs of one configuration go in lock step: each hour, a strategy decides the tasks of all runs in one batch
 (each run a stream with its own market, record and weights). A run's random decisions (ε, Thompson draws) come
@@ -22,19 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from shared.decision import (
-    Candidates,
-    Choice,
-    DecisionConfig,
-    DecisionEngine,
-    LocalOption,
-    MarketSignals,
-    Problem,
-    make_strategy,
-    outcome_reward,
-)
-from shared.reputation import ReputationConfig, decay_factor
-from shared.skills import CompatibilityWeights, compatibility
+from shared.economics.decision.engine import DecisionEngine
+from shared.economics.decision.problem import Candidates, Choice, DecisionConfig, LocalOption, Problem
+from shared.economics.decision.strategies import make_strategy
+from shared.economics.decision.weights import MarketSignals, outcome_reward
+from shared.economics.reputation import ReputationConfig, decay_factor
+from shared.economics.skills import CompatibilityWeights, compatibility
 from simulator.market import TASK_TYPES, Market, Step
 from simulator.reference import ReferenceRule
 

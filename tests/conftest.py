@@ -20,19 +20,21 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from hypothesis import settings
 
-from client_agent.app import create_app as create_client_app
+from client_agent.api import create_app as create_client_app
 from client_agent.build import local_workers
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
 from contractor_agent.app import create_app
-from contractor_agent.config import build_workers, embedded_llm_settings, load_card, worker_kinds
+from contractor_agent.build import load_card, worker_kinds
 from contractor_agent.task_manager import Limits
-from contractor_agent.workers import LLMSettings, Worker
-from shared.auth import ApiKeys
-from shared.local_llm import LocalLLMServer, free_port
-from shared.protocol import AgentCard
-from shared.serving import ServerThread, bind_socket
-from shared.skills import CachedEmbedder
+from shared.a2a.models import AgentCard
+from shared.economics.skills import CachedEmbedder
+from shared.runtime.serving import ServerThread, bind_socket
+from shared.security.auth import ApiKeys
+from shared.workers.base import Worker
+from shared.workers.factory import build_workers, embedded_llm_settings
+from shared.workers.llm import LLMSettings
+from shared.workers.local_model import LocalLLMServer, free_port
 
 # Property tests explore the same examples on every run: a CI failure is reproducible, never a coin toss.
 settings.register_profile("coalesce", derandomize=True, deadline=None)
@@ -183,7 +185,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
 @pytest.fixture(scope="session")
 def embedder():
     """The real sentence-embedding model (all-MiniLM-L6-v2 from its PyPI package), once per session."""
-    from shared.skills import SentenceTransformerEmbedder
+    from shared.economics.skills import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
 

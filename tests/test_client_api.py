@@ -10,7 +10,7 @@ import pytest
 
 from client_agent.models import TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
-from shared.serving import ServerThread, bind_socket
+from shared.runtime.serving import ServerThread, bind_socket
 from tests.conftest import PORTFOLIO, RISK, StartContractor, card_named, subtask, wait_until
 
 
@@ -54,7 +54,7 @@ def test_bad_requests_get_clear_4xx(make_client, method, path, body, status):
 
 def test_registering_an_unreachable_or_invalid_card_is_422(make_client, start_contractor: StartContractor):
     client = make_client()
-    from shared.local_llm import free_port
+    from shared.workers.local_model import free_port
 
     dead = client.http.post("/v1/contractors", json={"card_url": f"http://127.0.0.1:{free_port()}/"})
     assert dead.status_code == 422 and "cannot register" in dead.json()["error"]
@@ -152,7 +152,8 @@ def test_a_task_without_subtasks_is_planned_and_run(make_client, start_contracto
 
 def test_dead_contractors_leave_the_market_and_come_back(make_client):
     from contractor_agent.app import create_app
-    from contractor_agent.config import build_workers, worker_kinds
+    from contractor_agent.build import worker_kinds
+    from shared.workers.factory import build_workers
 
     client = make_client(refresh_interval_s=0.1)
     card = card_named("quantum_optimisation")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from contractor_agent.workers import LLMSettings
+from shared.workers.llm import LLMSettings
 from tests.conftest import CARDS, PORTFOLIO, RISK, StartContractor, card_named, rpc, spawn, subtask
 
 
@@ -47,10 +47,10 @@ def test_client_hires_contractors_verifies_and_pays(
         assert hired["decision"]["action"] == "outsource" and hired["decision"]["contractor"] == cpu_id
         assert hired["decision"]["strategy"] == "ucb1"
         assert hired["verification"]["passed"] is True
-        assert hired["cost"]["actual_usd"] > 0
+        assert hired["cost"]["actualUsd"] > 0
         remote = rpc(cpu, "tasks/get", {"id": hired["a2aTaskId"]})["result"]  # the A2A task on the contractor
         assert remote["status"]["state"] == "completed"
-        assert remote["metadata"]["coalesce"]["costUsd"] == pytest.approx(hired["cost"]["actual_usd"], abs=1e-6)
+        assert remote["metadata"]["coalesce"]["costUsd"] == pytest.approx(hired["cost"]["actualUsd"], abs=1e-6)
     assert "closed form" in " ".join(risk["verification"]["checks"])
     assert sentiment["status"] in ("completed", "failed")  # the local model may miss the label: then it fails
     assert sentiment["decision"] is not None
@@ -59,7 +59,7 @@ def test_client_hires_contractors_verifies_and_pays(
     balances = ledger["balances"]
     assert sum(balances.values()) == pytest.approx(0.0, abs=1e-9)
     assert balances["escrow"] == pytest.approx(0.0, abs=1e-9)
-    paid = risk["cost"]["actual_usd"] + portfolio["cost"]["actual_usd"]
+    paid = risk["cost"]["actualUsd"] + portfolio["cost"]["actualUsd"]
     assert balances[f"contractor:{cpu_id}"] == pytest.approx(paid, abs=1e-6)
     assert balances["client"] == pytest.approx(-paid - balances.get(f"contractor:{registered[1]['id']}", 0.0), abs=1e-6)
     kinds = [e["kind"] for e in ledger["entries"]]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from shared import cost_model as cm
+from shared.economics import cost_model as cm
 
 # An A100-like machine: 312 TFLOP/s peak at 40 % utilisation, 80 GB, 400 W, $1.80/h, memory $0.40/h.
 GPU = cm.HardwareProfile(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from contractor_agent.workers import EchoWorker
+from shared.workers.base import EchoWorker
 from tests.conftest import CARDS, RISK, StartContractor, card_named, subtask
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -8,30 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.cost_model import Offer, TaskProfile
-from shared.decision import (
-    CRITERIA,
+from shared.economics.cost_model import Offer, TaskProfile
+from shared.economics.decision.engine import DecisionEngine, decision_confidence, nash_price
+from shared.economics.decision.problem import CandidateOffer, Candidates, DecisionConfig, LocalOption, Problem
+from shared.economics.decision.strategies import (
     STRATEGIES,
     UCB1,
-    CandidateOffer,
-    Candidates,
-    DecisionConfig,
-    DecisionEngine,
-    DecisionError,
     LocalOnly,
-    LocalOption,
-    MarketSignals,
     Oracle,
     PaperDeterministic,
     PaperEpsilonGreedy,
-    Problem,
     ThompsonSampling,
-    correlation_adjusted_weights,
-    decision_confidence,
     make_strategy,
-    market_weights,
-    nash_price,
 )
+from shared.economics.decision.topsis import CRITERIA, DecisionError
+from shared.economics.decision.weights import MarketSignals, correlation_adjusted_weights, market_weights
 
 TASK = TaskProfile(flops=1e15, value_usd=100.0)
 

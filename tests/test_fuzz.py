@@ -14,7 +14,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contractor_agent.workers import EchoWorker
+from shared.workers.base import EchoWorker
 from tests.conftest import StartContractor, card_named
 
 # Not fuzzed: registering a contractor makes the client fetch whatever URL it is given (fuzzed URLs would leave

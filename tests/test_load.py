@@ -9,7 +9,7 @@ import pytest
 
 from coalesce.loadgen import load
 from contractor_agent.task_manager import Limits
-from contractor_agent.workers import EchoWorker
+from shared.workers.base import EchoWorker
 from tests.conftest import StartContractor, card_named, subtask
 
 TASKS = 1000

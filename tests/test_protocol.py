@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.dialects import Dialect, parse_send, render_event, render_task
-from shared.protocol import (
+from shared.a2a.dialects import Dialect
+from shared.a2a.models import (
     TERMINAL_STATES,
     TRANSITIONS,
     A2AError,
@@ -26,6 +26,7 @@ from shared.protocol import (
     TaskStatusUpdateEvent,
     can_transition,
 )
+from shared.a2a.wire import parse_send, render_event, render_task
 from tests.conftest import CARD_NAMES, CARDS, card_named
 
 

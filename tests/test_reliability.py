@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from contractor_agent.compute import value_at_risk
-from contractor_agent.workers import ComputeWorker, EchoWorker, Usage, WorkRequest, WorkResult, data_artifact
-from shared.local_llm import free_port
-from shared.protocol import Artifact, Part
+from shared.a2a.models import Artifact, Part
+from shared.workers.base import EchoWorker, StatelessWorker, Usage, WorkRequest, WorkResult, data_artifact
+from shared.workers.compute import ComputeWorker, value_at_risk
+from shared.workers.local_model import free_port
 from tests.conftest import CARDS, RISK, StartContractor, card_named, rpc, subtask
 
 SLOW_RISK = {**RISK, "simulations": 5_000_000, "horizon_days": 250}
@@ -211,7 +211,7 @@ class Proxy:
                 end.close()
 
 
-class Hangs:
+class Hangs(StatelessWorker):
     name = "hang"
 
     async def run(self, request: WorkRequest) -> WorkResult:
@@ -219,21 +219,21 @@ class Hangs:
         raise AssertionError("unreachable")
 
 
-class WrongAnswer:
+class WrongAnswer(StatelessWorker):
     name = "wrong"
 
     async def run(self, request: WorkRequest) -> WorkResult:
         return WorkResult(artifacts=[data_artifact("var", {"var": 1.0, "cvar": 2.0})])
 
 
-class Malformed:
+class Malformed(StatelessWorker):
     name = "malformed"
 
     async def run(self, request: WorkRequest) -> WorkResult:
         return WorkResult(artifacts=[Artifact(name="var", parts=[Part.of_text("{not json, no numbers")])])
 
 
-class OverCharges:
+class OverCharges(StatelessWorker):
     """Does the work right, then bills a million compute seconds."""
 
     name = "greedy"

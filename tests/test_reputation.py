@@ -6,12 +6,7 @@ import math
 
 import pytest
 
-from shared.reputation import (
-    SECONDS_PER_MONTH,
-    ReputationBook,
-    paper_reliability,
-    security_risk,
-)
+from shared.economics.reputation import SECONDS_PER_MONTH, ReputationBook, paper_reliability, security_risk
 
 
 def test_paper_reliability_by_hand():

@@ -18,18 +18,19 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse, Response
 
-from client_agent.registry import CardError, FetchPolicy, Registry, fetch_card
+from client_agent.registry import Registry
 from client_agent.storage import Store
 from coalesce.attest import attest
 from contractor_agent.identity import Identity
-from shared.attestation import AttestedSkill, issue_certificate
-from shared.auth import ApiKeys
-from shared.card_signing import CardTrustError, key_to_pin, verify_card
-from shared.keys import public_jwk, thumbprint
-from shared.protocol import AgentCard, Artifact, Message, Part
-from shared.secure_channel import Channel, ChannelError, ChannelOffer, ReplayGuard, channel_offer, key_id
-from shared.serving import ServerThread, bind_socket
-from shared.skills import CachedEmbedder, SkillIndex, SkillRequirement
+from shared.a2a.cards import CardError, FetchPolicy, fetch_card
+from shared.a2a.models import AgentCard, Artifact, Message, Part
+from shared.economics.skills import CachedEmbedder, SkillIndex, SkillRequirement
+from shared.runtime.serving import ServerThread, bind_socket
+from shared.security.attestation import AttestedSkill, issue_certificate
+from shared.security.auth import ApiKeys
+from shared.security.card_signing import CardTrustError, key_to_pin, verify_card
+from shared.security.channel import Channel, ChannelError, ChannelOffer, ReplayGuard, channel_offer, key_id
+from shared.security.keys import public_jwk, thumbprint
 from tests.conftest import RISK, StartContractor, card_named, rpc, subtask, wait_until
 
 E2E_REFUSED = -32051

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI, Request
 
-from shared.serving import ServerThread, bind_socket
-from shared.skills import (
+from shared.economics.skills import (
     CachedEmbedder,
     CompatibilityWeights,
     OpenAIEmbedder,
@@ -19,6 +18,7 @@ from shared.skills import (
     jaccard,
     skill_profiles,
 )
+from shared.runtime.serving import ServerThread, bind_socket
 from tests.conftest import CARD_NAMES, card_named
 
 

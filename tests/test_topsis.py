@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 from pymcdm.methods import TOPSIS as PymcdmTopsis
 from pymcdm.normalizations import vector_normalization
 
-from shared.decision import DecisionError, topsis
+from shared.economics.decision.topsis import DecisionError, topsis
 
 finite = st.floats(min_value=0.01, max_value=1e4, allow_nan=False, allow_infinity=False)
 

@@ -11,18 +11,12 @@ import pytest
 from fastapi import FastAPI, Request
 from scipy.stats import norm
 
-from contractor_agent import compute
-from contractor_agent.workers import (
-    AnthropicWorker,
-    ComputeWorker,
-    LLMSettings,
-    NeedsInput,
-    OpenAIChatWorker,
-    WorkerError,
-    WorkRequest,
-)
-from shared.protocol import AgentSkill, Message, Part
-from shared.serving import ServerThread, bind_socket
+from shared.a2a.models import AgentSkill, Message, Part
+from shared.runtime.serving import ServerThread, bind_socket
+from shared.workers import compute
+from shared.workers.base import NeedsInput, WorkerError, WorkRequest
+from shared.workers.compute import ComputeWorker
+from shared.workers.llm import AnthropicWorker, LLMSettings, OpenAIChatWorker
 from tests.conftest import StartContractor, card_named, rpc, sse_events
 
 NEVER = threading.Event()
@@ -166,7 +160,7 @@ async def test_openai_worker_answers_with_the_local_model_and_records_tokens(loc
 
 
 async def test_openai_worker_reports_an_unreachable_server_as_a_worker_error():
-    from shared.local_llm import free_port
+    from shared.workers.local_model import free_port
 
     dead = LLMSettings(model="x", base_url=f"http://127.0.0.1:{free_port()}/v1", timeout_s=2)
     worker = OpenAIChatWorker(dead)

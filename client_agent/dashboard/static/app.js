@@ -232,8 +232,8 @@ const Coalesce = (() => {
       title.className = `status-${sub.status}`;
       box.appendChild(title);
       const summary = document.createElement("p");
-      summary.textContent = `${sub.description} | done by ${text(sub.where)} | estimated ${money(sub.cost.estimated_usd)}, ` +
-        `actual ${money(sub.cost.actual_usd)} | A2A task ${text(sub.a2aTaskId)}`;
+      summary.textContent = `${sub.description} | done by ${text(sub.where)} | estimated ${money(sub.cost.estimatedUsd)}, ` +
+        `actual ${money(sub.cost.actualUsd)} | A2A task ${text(sub.a2aTaskId)}`;
       box.appendChild(summary);
       for (const [label, value] of [["Decision record", sub.decision], ["Attempts", sub.attempts],
         ["Verification", sub.verification], ["Artifacts", sub.artifacts], ["Excluded contractors", sub.excluded]]) {

@@ -1,7 +1,7 @@
 """A2A protocol models: the one source of truth for cards, tasks, messages, events and JSON-RPC envelopes.
 
 The models hold the protocol in its canonical (legacy + v0.3) JSON form, camelCase on the wire and snake_case
-in Python. `shared.dialects` renders them for each wire generation (legacy `tasks/send`, v0.3 `message/send`,
+in Python. `shared.a2a.dialects` renders them for each wire generation (legacy `tasks/send`, v0.3 `message/send`,
 v1.0 `SendMessage`) and parses each generation back into them.
 """
 

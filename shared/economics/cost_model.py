@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from shared.protocol import Price
+from shared.a2a.models import Price
 
 Number = TypeVar("Number", float, np.ndarray)
 

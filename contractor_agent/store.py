@@ -10,8 +10,8 @@ from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, sel
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from shared.database import open_database
-from shared.protocol import Task
+from shared.a2a.models import Task
+from shared.runtime.database import open_database
 
 metadata = MetaData()
 

@@ -22,7 +22,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import api_jws
 
-from shared.keys import ed25519_from_jwk, public_jwk, thumbprint, unb64url
+from shared.security.keys import ed25519_from_jwk, public_jwk, thumbprint, unb64url
 
 ALGORITHM = "EdDSA"
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from shared.protocol import AgentCard
+from shared.a2a.models import AgentCard
 
 
 class Embedder(Protocol):

@@ -10,20 +10,54 @@ otherwise; both paths give the same numbers and both are tested on the CPU.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
-from contractor_agent.workers import MissingInput
+from shared.workers.base import NeedsInput, StatelessWorker, Usage, WorkerError, WorkRequest, WorkResult, data_artifact
 
 MAX_SIMULATIONS = 5_000_000
 MAX_ASSETS = 500
 MAX_CORPUS = 200_000
 SIMULATION_CHUNK = 100_000
+
+
+class MissingInput(Exception):
+    """Raised by a compute function whose input lacks fields; the task asks the client for them."""
+
+    def __init__(self, missing: dict[str, str]) -> None:
+        super().__init__(", ".join(missing))
+        self.missing = missing  # field -> what it is
+
+
+ComputeFunction = Callable[[dict[str, Any], threading.Event], dict[str, Any]]
+
+
+class ComputeWorker(StatelessWorker):
+    """Runs a numeric function of the task's data in a thread; the function stops when the task is cancelled."""
+
+    def __init__(self, name: str, function: ComputeFunction) -> None:
+        self.name = name
+        self._function = function
+
+    async def run(self, request: WorkRequest) -> WorkResult | NeedsInput:
+        started = time.perf_counter()
+        try:
+            result = await asyncio.to_thread(self._function, request.data(), request.cancelled)
+        except MissingInput as missing:
+            wanted = "; ".join(f"'{key}' ({what})" for key, what in missing.missing.items())
+            return NeedsInput(prompt=f"Send a data part with {wanted}.", missing=list(missing.missing))
+        except (ValueError, TypeError, KeyError) as error:
+            raise WorkerError(f"{self.name}: {error}") from error
+        usage = Usage(compute_seconds=time.perf_counter() - started)
+        return WorkResult(artifacts=[data_artifact(self.name, result)], usage=usage, summary=f"{self.name} done")
 
 
 class Cancelled(Exception):
@@ -229,3 +263,10 @@ def similarity_search(data: dict[str, Any], cancelled: threading.Event, backend:
         "scores": [float(scores[i]) for i in top],
         "backend": backend.name,
     }
+
+
+COMPUTE_FUNCTIONS: dict[str, Callable] = {
+    "var": value_at_risk,
+    "portfolio": optimise_portfolio,
+    "similarity": similarity_search,
+}

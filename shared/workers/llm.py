@@ -1,131 +1,16 @@
-"""Workers: the things that do a contractor's work, behind one small interface.
-
-A worker takes a `WorkRequest` (the skill and the task's conversation so far) and returns a `WorkResult`
-(artifacts plus measured usage) or `NeedsInput` (the task goes to input-required and the conversation
-continues with the client's next message on the same task id).
+"""Language-model workers: chat completions through the `openai` SDK (OpenAI, vLLM, llama.cpp, Ollama) and the
+`anthropic` SDK, with answers constrained to a label set where the client asks for one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from shared.protocol import AgentSkill, Artifact, Message, Part
-
-
-@dataclass
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    compute_seconds: float = 0.0
-    estimated: bool = False
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "computeSeconds": round(self.compute_seconds, 6),
-            "estimated": self.estimated,
-        }
-
-
-@dataclass
-class WorkRequest:
-    task_id: str
-    skill: AgentSkill
-    messages: list[Message]
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-    def text(self) -> str:
-        """The user's text, all turns joined."""
-        return "\n".join(m.text() for m in self.messages if m.role == "user" and m.text())
-
-    def data(self) -> dict[str, Any]:
-        """The user's data parts, all turns merged (later turns win)."""
-        merged: dict[str, Any] = {}
-        for message in self.messages:
-            if message.role == "user":
-                merged.update(message.data())
-        return merged
-
-
-@dataclass
-class WorkResult:
-    artifacts: list[Artifact]
-    usage: Usage = field(default_factory=Usage)
-    summary: str | None = None
-
-
-@dataclass
-class NeedsInput:
-    """The worker cannot go on without more from the client; `prompt` says what."""
-
-    prompt: str
-    missing: list[str] = field(default_factory=list)
-
-
-class WorkerError(Exception):
-    """The work failed for a reason worth telling the client (bad input, upstream error)."""
-
-
-class Worker(Protocol):
-    name: str
-
-    async def run(self, request: WorkRequest) -> WorkResult | NeedsInput: ...
-
-
-class EchoWorker:
-    """Diagnostics and benchmarks: returns the client's last message as an artifact."""
-
-    name = "echo"
-
-    async def run(self, request: WorkRequest) -> WorkResult:
-        last = next(m for m in reversed(request.messages) if m.role == "user")
-        return WorkResult(artifacts=[Artifact(name="echo", parts=list(last.parts))], summary="echoed")
-
-
-def text_artifact(name: str, text: str) -> Artifact:
-    return Artifact(name=name, parts=[Part.of_text(text)])
-
-
-def data_artifact(name: str, data: dict[str, Any]) -> Artifact:
-    return Artifact(name=name, parts=[Part.of_data(data)])
-
-
-class MissingInput(Exception):
-    """Raised by a compute function whose input lacks fields; the task asks the client for them."""
-
-    def __init__(self, missing: dict[str, str]) -> None:
-        super().__init__(", ".join(missing))
-        self.missing = missing  # field -> what it is
-
-
-ComputeFunction = Callable[[dict[str, Any], threading.Event], dict[str, Any]]
-
-
-class ComputeWorker:
-    """Runs a numeric function of the task's data in a thread; the function stops when the task is cancelled."""
-
-    def __init__(self, name: str, function: ComputeFunction) -> None:
-        self.name = name
-        self._function = function
-
-    async def run(self, request: WorkRequest) -> WorkResult | NeedsInput:
-        started = time.perf_counter()
-        try:
-            result = await asyncio.to_thread(self._function, request.data(), request.cancelled)
-        except MissingInput as missing:
-            wanted = "; ".join(f"'{key}' ({what})" for key, what in missing.missing.items())
-            return NeedsInput(prompt=f"Send a data part with {wanted}.", missing=list(missing.missing))
-        except (ValueError, TypeError, KeyError) as error:
-            raise WorkerError(f"{self.name}: {error}") from error
-        usage = Usage(compute_seconds=time.perf_counter() - started)
-        return WorkResult(artifacts=[data_artifact(self.name, result)], usage=usage, summary=f"{self.name} done")
+from shared.a2a.models import AgentSkill
+from shared.workers.base import Usage, WorkerError, WorkRequest, WorkResult, text_artifact
 
 
 def _chat_turns(request: WorkRequest) -> list[tuple[str, str]]:

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shared.keys import b64url, raw_public, unb64url, x25519_from_text
-from shared.protocol import Artifact, Message, Part
+from shared.a2a.models import Artifact, Message, Part
+from shared.security.keys import b64url, raw_public, unb64url, x25519_from_text
 
 E2E_EXTENSION_URI = "urn:coalesce:e2e:v1"
 ENVELOPE_KEY = "coalesceE2e"

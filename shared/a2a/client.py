@@ -10,15 +10,7 @@ from typing import Any
 
 import httpx
 
-from shared.protocol import (
-    A2AError,
-    ErrorCode,
-    Message,
-    Task,
-    TaskArtifactUpdateEvent,
-    TaskStatusUpdateEvent,
-    new_id,
-)
+from shared.a2a.models import A2AError, ErrorCode, Message, Task, TaskArtifactUpdateEvent, TaskStatusUpdateEvent, new_id
 
 MAX_EVENTS = 10_000
 

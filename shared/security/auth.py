@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,11 @@ class ApiKeys:
     @property
     def enabled(self) -> bool:
         return bool(self._digests)
+
+    def check_request(self, headers: Mapping[str, str]) -> None:
+        """Raises AuthError unless the request's headers (`Authorization: Bearer` or `X-API-Key`) carry an
+        accepted key within its rate."""
+        self.check(headers.get("authorization"), headers.get("x-api-key"))
 
     def check(self, authorization: str | None, api_key: str | None = None) -> None:
         """Raises AuthError unless the request carries an accepted key within its rate."""

@@ -17,7 +17,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt import api_jws
 
-from shared.keys import b64url, ed25519_from_jwk, public_jwk, thumbprint, unb64url
+from shared.security.keys import b64url, ed25519_from_jwk, public_jwk, thumbprint, unb64url
 
 ALGORITHM = "EdDSA"
 CARD_FIELDS = (

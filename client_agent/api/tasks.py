@@ -1,0 +1,111 @@
+"""`/v1/tasks`: submit, list, read, follow (SSE), cancel, answer input, and a task's ledger entries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from sse_starlette import EventSourceResponse
+
+from client_agent.api.deps import ERRORS, MAX_POSITION, Client
+from client_agent.errors import Invalid
+from client_agent.models import InputAnswer, TaskAccepted, TaskSubmission
+from client_agent.state import SubtaskCost, SubtaskState
+
+router = APIRouter(prefix="/v1/tasks", responses=ERRORS)
+
+
+def task_view(stored: dict[str, Any]) -> dict[str, Any]:
+    subtasks = []
+    for sub in stored["subtasks"]:
+        state = SubtaskState.model_validate(sub["state"] or {}).wire()
+        subtasks.append(
+            {
+                "id": sub["id"],
+                "status": sub["status"],
+                "skill": sub["spec"].get("skill"),
+                "description": sub["spec"]["description"],
+                **state,
+            }
+        )
+    cost = SubtaskCost(
+        estimated_usd=round(sum((s["cost"]["estimatedUsd"] or 0.0) for s in subtasks), 6),
+        actual_usd=round(sum(s["cost"]["actualUsd"] for s in subtasks), 6),
+    )
+    return {
+        "id": stored["id"],
+        "status": stored["status"],
+        "description": stored["request"]["description"],
+        "createdAt": stored["created_at"],
+        "updatedAt": stored["updated_at"],
+        "subtasks": subtasks,
+        "cost": cost.wire(),
+    }
+
+
+@router.post("", status_code=202, response_model=TaskAccepted)
+async def submit(submission: TaskSubmission, client: Client) -> TaskAccepted:
+    task_id, status, _ = client.submit(submission)
+    return TaskAccepted(id=task_id, status=status)
+
+
+@router.get("")
+async def list_tasks(
+    client: Client,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=MAX_POSITION),
+) -> dict[str, Any]:
+    return {
+        "tasks": [
+            {
+                "id": t["id"],
+                "status": t["status"],
+                "description": t["request"]["description"][:200],
+                "createdAt": t["created_at"],
+            }
+            for t in client.store.tasks(limit, offset)
+        ]
+    }
+
+
+@router.get("/{task_id}")
+async def get_task(task_id: str, client: Client) -> dict[str, Any]:
+    return task_view(client.task(task_id))
+
+
+@router.get("/{task_id}/events")
+async def task_events(
+    task_id: str,
+    request: Request,
+    client: Client,
+    after: int = Query(0, ge=0, le=MAX_POSITION),
+) -> EventSourceResponse:
+    client.task(task_id)
+    last = request.headers.get("last-event-id")
+    start = int(last) if last and last.isdigit() and len(last) < 16 else after
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        async for event in client.events.stream(task_id, start, lambda: client.is_done(task_id)):
+            yield {"id": str(event["seq"]), "event": event["kind"], "data": json.dumps(event)}
+
+    return EventSourceResponse(stream(), ping=15, send_timeout=30)
+
+
+@router.get("/{task_id}/ledger")
+async def task_ledger(task_id: str, client: Client) -> dict[str, Any]:
+    subtask_ids = [sub["id"] for sub in client.task(task_id)["subtasks"]]
+    return {"entries": client.ledger.entries(subtask_ids=subtask_ids)}
+
+
+@router.post("/{task_id}/cancel")
+async def cancel(task_id: str, client: Client) -> dict[str, Any]:
+    return {"id": task_id, "status": await client.cancel(task_id)}
+
+
+@router.post("/{task_id}/input", status_code=202)
+async def answer(task_id: str, body: InputAnswer, client: Client) -> dict[str, Any]:
+    if body.text is None and body.data is None:
+        raise Invalid("an answer needs text or data")
+    return {"id": task_id, "subtask": client.answer(task_id, body)}

@@ -1,0 +1,238 @@
+"""Hiring a contractor for one attempt at a subtask: escrow reserved, the work sent over A2A (streamed where the
+card says it can, sealed on the end-to-end channel where the contractor offers one), the contractor's events
+relayed, its input-required answered by the user, the result verified, and the escrow released or refunded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from client_agent.ledger import Ledger
+from client_agent.market import Market
+from client_agent.models import SubtaskSpec
+from client_agent.progress import Progress
+from client_agent.registry import Contractor
+from client_agent.state import EventKind, Outcome, SubtaskRun
+from client_agent.verification import Verifier
+from shared.a2a.client import A2AClient
+from shared.a2a.models import (
+    A2AError,
+    Artifact,
+    ErrorCode,
+    Message,
+    Part,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatusUpdateEvent,
+    new_id,
+)
+from shared.economics.cost_model import CostCalibrator
+from shared.runtime.observability import A2A_TASK_ID
+from shared.security.channel import Channel, ChannelError, envelope_of
+
+log = logging.getLogger(__name__)
+
+HIRE_ERRORS = (A2AError, ChannelError, httpx.HTTPError, TimeoutError, ValidationError, ValueError)
+
+
+def work_message(spec: SubtaskSpec, input_modes: list[str] | None = None) -> Message:
+    """The subtask as an A2A message: its instruction as text and its data as a data part. A skill that takes
+    no text (a compute service) gets the data alone, the instruction in the message metadata."""
+    instruction = spec.description + (f"\n\n{spec.input_text}" if spec.input_text else "")
+    takes_text = input_modes is None or any(m in ("text/plain", "text/*", "*/*") for m in input_modes)
+    parts = [Part.of_text(instruction)] if takes_text or not spec.input_data else []
+    if spec.input_data:
+        parts.append(Part.of_data(spec.input_data))
+    metadata: dict[str, Any] = {} if takes_text else {"instruction": instruction[:4000]}
+    if spec.verification.labels:  # a classification: the worker may constrain its answer to these
+        metadata["coalesce"] = {"answerOneOf": spec.verification.labels}
+    return Message(role="user", parts=parts, metadata=metadata or None)
+
+
+def _reveal(channel: Channel | None, prompt: Message | None) -> Message | None:
+    """A contractor's prompt as it meant it: opened, when the task runs on an end-to-end channel."""
+    if channel is None or prompt is None:
+        return prompt
+    envelope = envelope_of(prompt.parts)
+    if envelope is None:
+        raise ChannelError("plaintext", "the contractor asked for input outside the end-to-end channel")
+    return prompt.model_copy(update={"parts": channel.open_parts(envelope)})
+
+
+def _busy_seconds(error: Exception) -> float | None:
+    """A contractor at capacity says when to come back; anything else is not 'busy'."""
+    if not isinstance(error, A2AError) or error.code != ErrorCode.OVER_CAPACITY:
+        return None
+    retry_after = (error.data or {}).get("retryAfterSeconds", 1.0) if isinstance(error.data, dict) else 1.0
+    return min(max(float(retry_after), 0.1), 10.0) if isinstance(retry_after, int | float) else None
+
+
+class Hirer:
+    def __init__(
+        self,
+        market: Market,
+        ledger: Ledger,
+        verifier: Verifier,
+        calibrator: CostCalibrator,
+        progress: Progress,
+        reserve_factor: float,
+        hire_timeout_s: float,
+    ) -> None:
+        self.market = market
+        self.ledger = ledger
+        self.verifier = verifier
+        self.calibrator = calibrator
+        self.progress = progress
+        self.reserve_factor = reserve_factor
+        self.hire_timeout_s = hire_timeout_s
+
+    def client(self, contractor: Contractor, timeout_s: float | None = None) -> A2AClient:
+        return A2AClient(
+            contractor.card.url,
+            self.market.http,
+            timeout_s=timeout_s or self.hire_timeout_s,
+            headers=self.market.auth_headers(contractor),
+        )
+
+    async def hire(
+        self,
+        run: SubtaskRun,
+        attempt: int,
+        contractor: Contractor,
+        skill: str | None,
+        price_usd: float,
+        budget: float,
+    ) -> Outcome:
+        reserve = min(price_usd * self.reserve_factor, budget)
+        self.ledger.reserve(run.id, attempt, contractor.id, reserve)
+        remote_id = new_id()
+        self.progress.publish(
+            run,
+            EventKind.DISPATCH,
+            attempt=attempt,
+            contractor=contractor.id,
+            a2aTaskId=remote_id,
+            reservedUsd=round(reserve, 6),
+        )
+        run.state.a2a_task_id = remote_id
+        A2A_TASK_ID.set(remote_id)
+        log.info("hiring %s (%s) for subtask %s", contractor.card.name, contractor.id, run.id)
+        self.progress.save(run)
+        started = time.perf_counter()
+        client = self.client(contractor)
+        try:
+            async with asyncio.timeout(self.hire_timeout_s):
+                artifacts, charged = await self._converse(run, client, contractor, remote_id, skill)
+        except asyncio.CancelledError:
+            await abandon(client, remote_id)
+            self.ledger.refund(run.id, attempt, reserve, "the client canceled the task")
+            raise
+        except HIRE_ERRORS as error:
+            reason = f"{type(error).__name__}: {error}"[:300] if str(error) else type(error).__name__
+            if isinstance(error, TimeoutError):
+                reason = f"no result within {self.hire_timeout_s:g} s"
+                await abandon(client, remote_id)
+            self._refund(run, attempt, reserve, reason)
+            return Outcome(
+                False, contractor.id, reason, seconds=time.perf_counter() - started, busy_s=_busy_seconds(error)
+            )
+        seconds = time.perf_counter() - started
+        verdict = await self.verifier.verify(run.spec, skill or "", artifacts)
+        self.progress.publish(run, EventKind.VERIFICATION, contractor=contractor.id, **verdict.wire())
+        if not verdict.passed:
+            reason = f"verification failed: {verdict.reason}"
+            self._refund(run, attempt, reserve, reason, verdict.reason)
+            return Outcome(False, contractor.id, reason, artifacts, verdict, seconds=seconds)
+        paid = self.ledger.release(run.id, attempt, contractor.id, reserve, charged)
+        self.calibrator.observe(contractor.card.url, price_usd, charged)
+        self.progress.publish(
+            run,
+            EventKind.SETTLEMENT,
+            kind="release",
+            contractor=contractor.id,
+            paidUsd=round(paid, 6),
+            chargedUsd=round(charged, 6),
+        )
+        if charged > reserve + 1e-9:
+            reason = f"over-charged {charged:.6f} against {reserve:.6f} reserved"
+            return Outcome(False, contractor.id, reason, artifacts, verdict, paid, seconds)
+        return Outcome(True, contractor.id, "verified", artifacts, verdict, paid, seconds)
+
+    def _refund(self, run: SubtaskRun, attempt: int, reserve: float, reason: str, shown: str | None = None) -> None:
+        self.ledger.refund(run.id, attempt, reserve, reason)
+        self.progress.publish(run, EventKind.SETTLEMENT, kind="refund", reason=shown or reason)
+
+    async def _converse(
+        self, run: SubtaskRun, client: A2AClient, contractor: Contractor, remote_id: str, skill: str | None
+    ) -> tuple[list[Artifact], float]:
+        """Stream the work (or send it, to a contractor without streaming), relaying the contractor's events and
+        answering its input-required from the client's user; returns the artifacts and what it charged."""
+        card_skill = contractor.card.skill(skill or "")
+        modes = (card_skill.input_modes if card_skill else None) or contractor.card.default_input_modes
+        message = work_message(run.spec, modes)
+        offer = contractor.channel
+        channel = Channel.open_to(offer, remote_id) if offer else None
+        streaming = contractor.card.capabilities.streaming
+        while True:
+            if channel is not None:
+                message = channel.seal_message(message)
+            state = await self._exchange(run, client, remote_id, message, skill, streaming, channel)
+            if state is TaskState.COMPLETED:
+                break
+            if state is not TaskState.INPUT_REQUIRED:
+                task = await client.get(remote_id)
+                why = task.status.message.text() if task.status.message else state.value
+                raise A2AError(
+                    ErrorCode.INVALID_AGENT_RESPONSE, f"the contractor's task ended {state.value}: {why}"[:300]
+                )
+            message = await self.progress.wait_for_input(run)
+        task = await client.get(remote_id)
+        charged = float(task.metadata.get("coalesce", {}).get("costUsd", 0.0))
+        return (channel.open_artifacts(task.artifacts) if channel else task.artifacts), charged
+
+    async def _exchange(
+        self,
+        run: SubtaskRun,
+        client: A2AClient,
+        remote_id: str,
+        message: Message,
+        skill: str | None,
+        streaming: bool,
+        channel: Channel | None,
+    ) -> TaskState:
+        metadata = {"coalesce": {"clientTaskId": run.task_id}}
+        if not streaming:
+            task = await client.send(remote_id, message, skill, metadata)
+            self.progress.publish(run, EventKind.CONTRACTOR, state=task.status.state.value)
+            if task.status.state is TaskState.INPUT_REQUIRED:
+                self.progress.ask(run, _reveal(channel, task.status.message))
+            return task.status.state
+        state = TaskState.UNKNOWN
+        async for event in client.stream(remote_id, message, skill, metadata):
+            if isinstance(event, TaskArtifactUpdateEvent):
+                self.progress.publish(run, EventKind.CONTRACTOR, artifact=event.artifact.name)
+                continue
+            assert isinstance(event, TaskStatusUpdateEvent)
+            state = event.status.state
+            self.progress.publish(run, EventKind.CONTRACTOR, state=state.value)
+            if state is TaskState.INPUT_REQUIRED:
+                self.progress.ask(run, _reveal(channel, event.status.message))
+        return state
+
+    async def abandon_remote(self, contractor_id: str, remote_id: str | None) -> None:
+        """Best effort, after a restart: tell the contractor of an unsettled hire to stop."""
+        contractor = self.market.registry.get(contractor_id)
+        if contractor is not None and remote_id:
+            await abandon(self.client(contractor, timeout_s=5), remote_id)
+
+
+async def abandon(client: A2AClient, remote_id: str) -> None:
+    """Best effort: tell the contractor to stop (the client no longer waits for it)."""
+    with contextlib.suppress(A2AError, httpx.HTTPError, TimeoutError, ValidationError, asyncio.CancelledError):
+        await asyncio.shield(asyncio.wait_for(client.cancel(remote_id), timeout=5))

@@ -1,0 +1,85 @@
+"""The market as the client sees it: the registry's active contractors, their live quotes and load, the keys
+the client holds for them, and which of them may take a subtask of a given sensitivity."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+
+from client_agent.registry import Contractor, Registry
+from shared.a2a.cards import CardError
+
+log = logging.getLogger(__name__)
+
+SENSITIVE = frozenset({"confidential", "restricted"})  # never in plaintext, only to signed cards
+Quote = tuple[float, dict[str, Any]]  # (price in USD, load)
+
+
+class Market:
+    def __init__(
+        self,
+        registry: Registry,
+        http: httpx.AsyncClient,
+        contractor_tokens: dict[str, str],
+        quote_timeout_s: float,
+    ) -> None:
+        self.registry = registry
+        self.http = http
+        self.contractor_tokens = contractor_tokens
+        self.quote_timeout_s = quote_timeout_s
+
+    def auth_headers(self, contractor: Contractor) -> dict[str, str]:
+        token = self.contractor_tokens.get(contractor.card_url)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def refusal(self, contractor: Contractor, sensitivity: str) -> str | None:
+        """Why this contractor may not get a subtask of this sensitivity, or None."""
+        if contractor.requires_auth and contractor.card_url not in self.contractor_tokens:
+            return "it requires an API key the client does not have"
+        if sensitivity in SENSITIVE and contractor.signing_key is None:
+            return f"its card is unsigned; {sensitivity} data goes to signed cards only"
+        if sensitivity in SENSITIVE and contractor.channel is None:
+            return f"it offers no end-to-end channel; {sensitivity} data never travels in plaintext"
+        return None
+
+    async def quote(self, contractor: Contractor, complexity: float = 1.0) -> Quote | None:
+        """The contractor's live price (eq. 7, its `/v1/quote`) and load; None when it does not answer."""
+        try:
+            response = await self.http.get(
+                contractor.card.url.rstrip("/") + "/v1/quote",
+                params={"complexity": complexity},
+                timeout=self.quote_timeout_s,
+                headers=self.auth_headers(contractor),
+            )
+            body = response.json()
+            return float(body["priceUsd"]), body.get("load") or {}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
+    async def quotes(self, contractors: list[Contractor]) -> list[Quote | None]:
+        return list(await asyncio.gather(*(self.quote(c) for c in contractors)))
+
+    async def register_at_start(self, card_urls: list[str], tries: int = 60, pause_s: float = 2.0) -> None:
+        """Register the contractors named at start, retrying while they boot."""
+        pending = list(card_urls)
+        for _ in range(tries):
+            for card_url in list(pending):
+                try:
+                    await self.registry.register(card_url)
+                    pending.remove(card_url)
+                except CardError as error:
+                    log.info("contractor %s not ready: %s", card_url, error)
+            if not pending:
+                return
+            await asyncio.sleep(pause_s)
+        for card_url in pending:
+            log.warning("contractor %s never answered; not registered", card_url)
+
+
+def load_share(load: dict[str, Any]) -> float:
+    """How full a contractor is, in [0, 1], from the load its quote reports."""
+    capacity = (load.get("maxConcurrent") or 0) + (load.get("maxQueued") or 0)
+    return min(1.0, ((load.get("running") or 0) + (load.get("queued") or 0)) / capacity) if capacity else 0.25
