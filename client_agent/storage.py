@@ -265,7 +265,9 @@ class Store:
     def append_event(self, task_id: str, kind: str, data: dict[str, Any]) -> int:
         with self.transaction() as db:
             result = db.execute(insert(events).values(task_id=task_id, at=time.time(), kind=kind, data=data))
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def events(self, task_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         with self.transaction() as db:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import httpx
 
+from contractor_agent.admission import Limits
 from contractor_agent.app import create_app
 from contractor_agent.build import load_card, worker_kinds
 from contractor_agent.identity import Identity
 from contractor_agent.store import TaskStore
-from contractor_agent.task_manager import Limits
+from shared.economics.decision.strategies import LIVE_STRATEGIES
 from shared.runtime.observability import configure_logging
 from shared.runtime.serving import bind_socket, public_url, uvicorn_server
 from shared.runtime.settings import anthropic_settings_from_env, openai_settings_from_env
@@ -25,8 +26,6 @@ from shared.security.auth import ApiKeys
 from shared.workers.factory import LLM_KINDS, build_workers, embedded_llm_settings
 from shared.workers.llm import LLMSettings
 from shared.workers.local_model import LocalLLMServer
-
-STRATEGIES = ["paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "local-only"]
 
 
 def _embedded_llm(stack: ExitStack) -> LLMSettings:
@@ -261,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_server.add_argument(
         "--strategy",
         default="thompson",
-        choices=STRATEGIES,
+        choices=LIVE_STRATEGIES,
     )
     client_server.add_argument(
         "--contractor",
@@ -312,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     market = commands.add_parser("market", help="the local market").add_subparsers(dest="action", required=True)
     up = market.add_parser("up", help="start the embedded model, six contractors and the client; Ctrl-C stops all")
-    up.add_argument("--strategy", default="thompson", choices=STRATEGIES)
+    up.add_argument("--strategy", default="thompson", choices=LIVE_STRATEGIES)
     up.add_argument("--contractor-card", action="append", default=[], type=Path, help="one more contractor's card")
     up.add_argument("--refresh", type=float, default=5.0, help="seconds between market table updates")
     up.add_argument("--quiet", action="store_true", help="no market table")

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from coalesce.workload import TASK_TYPES, VALUE_USD, Case, case, dataset, grade, task
+from shared.economics.decision.strategies import LIVE_STRATEGIES
 
 DATASET_OF = {
     "financial-document-analysis": "documents",
@@ -153,8 +154,6 @@ def demo(client_url: str, out: Callable[[str], None] = print) -> list[Row]:
 
 # ---------------------------------------------------------------- the validation run
 
-STRATEGIES = ("local-only", "paper-deterministic", "paper-epsilon-greedy", "thompson")
-
 
 def run_workload(client_url: str, tasks: int, concurrency: int) -> tuple[list[Row], list[float]]:
     """`tasks` tasks (one subtask of each type each), `concurrency` at a time; rows and task wall times."""
@@ -234,7 +233,7 @@ def validate(market: Any, tasks: int, concurrency: int, out_dir: Path, command: 
     from coalesce.market import market_services
 
     summaries = []
-    for strategy in STRATEGIES:
+    for strategy in LIVE_STRATEGIES:
         args = list(next(s for s in market_services(str(market.cards_dir), strategy) if s.name == "client").args)
         database = market.state_dir / f"validation-{strategy}.db"
         database.unlink(missing_ok=True)

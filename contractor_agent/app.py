@@ -11,12 +11,13 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
+from contractor_agent.admission import Limits
 from contractor_agent.identity import Identity
 from contractor_agent.metrics import ContractorMetrics
 from contractor_agent.push import PushNotifier
 from contractor_agent.rpc import RpcHandler, StreamReply
 from contractor_agent.store import TaskStore
-from contractor_agent.task_manager import Limits, TaskManager
+from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
 from shared.runtime.observability import MetricsMiddleware
 from shared.security.auth import AuthError
@@ -123,10 +124,10 @@ def create_app(
         try:
             body = await read_bounded(request, max_body_bytes)
         except BodyTooLarge:
-            error = JSONRPCError(
+            too_large = JSONRPCError(
                 code=ErrorCode.INVALID_REQUEST, message=f"request body larger than {max_body_bytes} bytes"
             )
-            return _json(rpc_error(None, error), status=413)
+            return _json(rpc_error(None, too_large), status=413)
         reply = await request.app.state.rpc.handle(body, request.headers.get("a2a-version"))
         if isinstance(reply, StreamReply):
             return EventSourceResponse(_sse(reply), ping=15, send_timeout=30)

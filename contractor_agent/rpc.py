@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contractor_agent.task_manager import Subscription, TaskManager, TaskRecord
+from contractor_agent.tasks import Subscription, TaskManager, TaskRecord, until_settled
 from shared.a2a.dialects import Dialect, check_version_header, invalid_params, optional_int, require_str
 from shared.a2a.models import (
     A2AError,
@@ -259,7 +259,7 @@ class RpcHandler:
                 yield rpc_result(request_id, render_event(opening, dialect))
             if subscription is None:
                 return
-            async for event in subscription.events():
+            async for event in until_settled(subscription):
                 if (
                     dialect is not Dialect.LEGACY
                     and isinstance(event, TaskStatusUpdateEvent)

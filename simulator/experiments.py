@@ -16,9 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from shared.economics.decision.strategies import STRATEGIES
 from simulator.run import RunConfig, metrics, regret_series, simulate_runs
 
-OURS = ("local-only", "paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson", "oracle")
+OURS = tuple(STRATEGIES)
 DURATIONS = (1, 3, 5, 7, 10, 14, 20, 25, 30)
 SCALES = (5, 10, 15, 20, 25, 30, 40, 50)
 COLUMNS = (
@@ -62,12 +63,13 @@ def preset(name: str) -> list[RunConfig]:
         configs = []
         for sweep, (group, key, values) in SWEEPS.items():
             for value in values:
+                overrides: dict[str, Any] = {group: {key: value}}
                 configs.append(
                     RunConfig(
                         f"{sweep}={value}",
                         days=7,
                         strategies=("paper-epsilon-greedy", "ucb1", "thompson", "oracle"),
-                        **{group: {key: value}},
+                        **overrides,
                     )
                 )
         return configs
@@ -194,8 +196,9 @@ def plots(rows: list[dict[str, Any]], series: dict[str, dict[str, list[list[floa
         x = [_config_order(c)[1] for c in configs]
         figure, axis = plt.subplots(figsize=(7, 4.2))
         for strategy in strategies:
-            points = [means.get((c, strategy)) for c in configs]
-            if all(p is not None for p in points):
+            found = [means.get((c, strategy)) for c in configs]
+            points = [p for p in found if p is not None]
+            if len(points) == len(found):
                 axis.errorbar(
                     x, [p[0] for p in points], yerr=[p[1] for p in points], marker="o", capsize=3, label=strategy
                 )

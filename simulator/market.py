@@ -80,6 +80,12 @@ class Step:
         return cost, time, success
 
 
+def bounds(pair: Any) -> tuple[float, float]:
+    """A (low, high) range from the market file."""
+    low, high = pair
+    return float(low), float(high)
+
+
 class Market:
     """One run's market: `n` contractor instances of the spec's types and the clients' task stream."""
 
@@ -204,8 +210,8 @@ class Market:
         spec, rng = self.spec, self.rng
         b, n = len(task_type), len(self.kind)
         tasks = [spec["task_types"][TASK_TYPES[t]] for t in task_type]
-        complexity = rng.uniform(*spec["complexity"], b)
-        value = rng.uniform(*spec["value_usd"], b)
+        complexity = rng.uniform(*bounds(spec["complexity"]), b)
+        value = rng.uniform(*bounds(spec["value_usd"]), b)
         contractor = [self._type(k) for k in self.kind]
         price = np.array([c["price_usd"] for c in contractor]) * self.price_level
         price = price[None, :] * rng.normal(1.0, spec["noise"]["price"], (b, n)).clip(0.5)
@@ -222,11 +228,11 @@ class Market:
             ]
         ).reshape(b, n)
         extras = spec["extras"]
-        data_gb = rng.uniform(*spec["data_gb"], b)
+        data_gb = rng.uniform(*bounds(spec["data_gb"]), b)
         overhead = (
             data_gb * extras["transfer_usd_per_gb"]
             + extras["transfer_fixed_usd"]
-            + rng.uniform(*extras["verification_usd"], b)
+            + rng.uniform(*bounds(extras["verification_usd"]), b)
             + extras["integration_usd"]
         )
         local_latency = np.array([t["local_latency_min"] for t in tasks], dtype=float).reshape(b) * 60.0 * complexity
@@ -237,7 +243,7 @@ class Market:
             deadline_s=np.array([t["deadline_min"] for t in tasks], dtype=float).reshape(b) * 60.0,
             urgency=np.full(b, 0.5),
             risk_level=np.full(b, 0.4),
-            budget=value * rng.uniform(*spec["budget_share"], b),
+            budget=value * rng.uniform(*bounds(spec["budget_share"]), b),
             local_cost=local_latency / 3600.0 * spec["client"]["usd_per_hour"],
             local_latency_s=local_latency,
             local_failure=np.full(b, spec["local_failure"]),

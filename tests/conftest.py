@@ -24,9 +24,9 @@ from client_agent.api import create_app as create_client_app
 from client_agent.build import local_workers
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
+from contractor_agent.admission import Limits
 from contractor_agent.app import create_app
 from contractor_agent.build import load_card, worker_kinds
-from contractor_agent.task_manager import Limits
 from shared.a2a.models import AgentCard
 from shared.economics.skills import CachedEmbedder
 from shared.runtime.serving import ServerThread, bind_socket

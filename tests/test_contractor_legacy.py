@@ -143,7 +143,7 @@ def test_push_notification_set_on_a_running_task(cpu_contractor: str, webhook: W
 
 
 def test_capacity_is_bounded_and_says_so(start_contractor: StartContractor):
-    from contractor_agent.task_manager import Limits
+    from contractor_agent.admission import Limits
 
     url = start_contractor(card_named("cpu_optimised"), limits=Limits(max_concurrent=1, max_queued=1))
     slow = {"portfolio_value": 1e6, "mu": 0.0, "sigma": 0.01, "simulations": 5_000_000, "horizon_days": 100}
@@ -190,7 +190,7 @@ def test_capacity_is_bounded_and_says_so(start_contractor: StartContractor):
 
 
 def test_quote_rises_with_load(start_contractor: StartContractor):
-    from contractor_agent.task_manager import Limits
+    from contractor_agent.admission import Limits
 
     url = start_contractor(card_named("cpu_optimised"), limits=Limits(max_concurrent=2, max_queued=4))
     idle = httpx.get(url + "v1/quote").json()["priceUsd"]

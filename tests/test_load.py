@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from coalesce.loadgen import load
-from contractor_agent.task_manager import Limits
+from contractor_agent.admission import Limits
 from shared.workers.base import EchoWorker
 from tests.conftest import StartContractor, card_named, subtask
 

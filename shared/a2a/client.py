@@ -51,8 +51,8 @@ class A2AClient:
         if "error" in reply:
             error = reply["error"] if isinstance(reply["error"], dict) else {}
             code = error.get("code")
-            known = code in {c.value for c in ErrorCode}
-            kind = ErrorCode(code) if known else ErrorCode.INVALID_AGENT_RESPONSE
+            kind = ErrorCode(code) if isinstance(code, int) and code in {c.value for c in ErrorCode} else None
+            kind = kind or ErrorCode.INVALID_AGENT_RESPONSE
             raise A2AError(kind, str(error.get("message", "error")), error.get("data"))
         return reply.get("result")
 

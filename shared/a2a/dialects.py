@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.a2a.models import (
     A2AError,
@@ -49,7 +49,7 @@ def invalid_params(error: ValidationError | str) -> A2AError:
     return A2AError(ErrorCode.INVALID_PARAMS, f"invalid params: {error}")
 
 
-def validated(model: type, value: Any) -> Any:
+def validated(model: type[BaseModel], value: Any) -> Any:
     try:
         return model.model_validate(value)
     except ValidationError as error:

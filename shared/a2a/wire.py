@@ -36,14 +36,14 @@ def render_event(event: StreamEvent, dialect: Dialect) -> dict[str, Any]:
         return {"task": task_to_v1(event)} if dialect is Dialect.V1_0 else task_to_legacy(event)
     if isinstance(event, TaskStatusUpdateEvent):
         if dialect is Dialect.V1_0:
-            body = {
+            status_body: dict[str, Any] = {
                 "taskId": event.task_id,
                 "contextId": event.context_id,
                 "status": status_to_v1(event.status),
             }
             if event.metadata:
-                body["metadata"] = event.metadata
-            return {"statusUpdate": body}
+                status_body["metadata"] = event.metadata
+            return {"statusUpdate": status_body}
         return {
             "kind": "status-update",
             "id": event.task_id,
@@ -55,7 +55,7 @@ def render_event(event: StreamEvent, dialect: Dialect) -> dict[str, Any]:
         }
     assert isinstance(event, TaskArtifactUpdateEvent)
     if dialect is Dialect.V1_0:
-        body = {
+        body: dict[str, Any] = {
             "taskId": event.task_id,
             "contextId": event.context_id,
             "artifact": artifact_to_v1(event.artifact),

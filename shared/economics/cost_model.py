@@ -168,7 +168,7 @@ def risk_cost(value_at_stake: Number, p_failure: Number, p_security: Number, p_q
     return value_at_stake * (1.0 - (1.0 - p_failure) * (1.0 - p_security) * (1.0 - p_quality))
 
 
-def latency_penalty(latency_s: Number, deadline_s: Any, value_usd: Any, urgency: Any) -> Number:
+def latency_penalty(latency_s: Any, deadline_s: Any, value_usd: Any, urgency: Any) -> Any:
     """C_latency_penalty (the paper names it, never defines it): the share of the deadline overrun, times the
     value and the urgency, capped at the value. No deadline (None, NaN or 0), no penalty. Applied alike to local
     and hired work. Every argument may be a float or a numpy array (they broadcast)."""

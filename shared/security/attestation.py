@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jwt
 import rfc8785
@@ -112,7 +112,7 @@ def issue_certificate(
     }
     jwk = public_jwk(attestor.public_key())
     headers = {"kid": thumbprint(jwk), "typ": "JOSE", "jwk": jwk}
-    signed = api_jws.encode(rfc8785.dumps(statement), attestor, algorithm=ALGORITHM, headers=headers)
+    signed = api_jws.encode(rfc8785.dumps(cast(Any, statement)), attestor, algorithm=ALGORITHM, headers=headers)
     proofs = {
         leaf["skill"]: {"leaf": leaf, "index": i, "path": inclusion_path(hashes, i)} for i, leaf in enumerate(leaves)
     }

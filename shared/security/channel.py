@@ -22,7 +22,7 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidTag
@@ -179,7 +179,7 @@ class Channel:
         plaintext = json.dumps(
             payload, separators=(",", ":")
         ).encode()  # canonical form only where it is signed: the AAD
-        ciphertext = self._aead[self.sends].encrypt(nonce, plaintext, rfc8785.dumps(header))
+        ciphertext = self._aead[self.sends].encrypt(nonce, plaintext, rfc8785.dumps(cast(Any, header)))
         self.next_sent += 1
         self.closed = final
         return {**header, "ct": binascii.b2a_base64(ciphertext, newline=False).decode("ascii")}
@@ -205,7 +205,7 @@ class Channel:
             raise ChannelError("truncated", "the ciphertext is shorter than its authentication tag")
         nonce = NONCE_PREFIX[receives] + header["seq"].to_bytes(8, "big")
         try:
-            plaintext = self._aead[receives].decrypt(nonce, ciphertext, rfc8785.dumps(header))
+            plaintext = self._aead[receives].decrypt(nonce, ciphertext, rfc8785.dumps(cast(Any, header)))
         except InvalidTag:
             raise ChannelError(
                 "tampered", "the envelope failed authentication (altered, or not for this key)"

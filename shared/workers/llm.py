@@ -115,7 +115,7 @@ class OpenAIChatWorker(HostedModelWorker):
         try:
             stream = await self._client.chat.completions.create(
                 model=self.settings.model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 max_tokens=self.settings.max_tokens,
                 temperature=self.settings.temperature,
                 stream=True,
@@ -170,7 +170,7 @@ class AnthropicWorker(HostedModelWorker):
                 model=self.settings.model,
                 max_tokens=self.settings.max_tokens,
                 system=system,
-                messages=[{"role": role, "content": text} for role, text in _chat_turns(request)],  # type: ignore[misc]
+                messages=[{"role": role, "content": text} for role, text in _chat_turns(request)],
             )
         except AnthropicError as error:
             raise WorkerError(f"Anthropic call failed: {error}") from error

@@ -84,7 +84,7 @@ class Candidates:
     success_b: np.ndarray  # b = β + failures
     good_decisions: np.ndarray  # past hires of this contractor judged good (for eq. 18)
     hires: np.ndarray  # past hires of this contractor
-    available: np.ndarray | None = None  # False where a contractor cannot take work now
+    available: Any = None  # False where a contractor cannot take work now; (B, n) bool once built
 
     def __post_init__(self) -> None:
         n = len(self.ids)

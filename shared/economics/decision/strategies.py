@@ -76,7 +76,7 @@ class PaperEpsilonGreedy:
         c = problem.candidates
         batch = evaluation.scores.shape[0]
         rows = np.arange(batch)
-        explore = engine.rng.random(batch) < config.epsilon
+        explore = np.asarray(engine.rng.random(batch) < config.epsilon)
         safe = c.available & (c.p_security <= config.max_security_risk)
         pick = np.argmax(np.where(safe, engine.rng.random(safe.shape), -1.0), axis=1)
         a, b = c.success_a[rows, pick], c.success_b[rows, pick]
@@ -158,9 +158,11 @@ class Oracle:
         return engine.choice(self.name, known, hire, np.where(hire >= 0, ORACLE_HIRE, ORACLE_LOCAL))
 
 
+# The one registry of strategies, by name. LIVE_STRATEGIES: those a live client can run (the oracle needs the truth).
 STRATEGIES: dict[str, type] = {
     s.name: s for s in (LocalOnly, PaperDeterministic, PaperEpsilonGreedy, UCB1, ThompsonSampling, Oracle)
 }
+LIVE_STRATEGIES = tuple(name for name in STRATEGIES if name != Oracle.name)
 
 
 def make_strategy(name: str) -> Strategy:

@@ -1,4 +1,6 @@
-"""The contractor's task manager: the task state machine, bounded capacity, workers, event streams.
+"""The contractor's tasks: the A2A task state machine, each task's work on its worker, its event stream and its
+push configs. Admission (`admission`), channel negotiation (`channels`), prices (`pricing`) and push delivery
+(`push`) live beside it.
 
 Plain asyncio, no web framework: `contractor_agent.rpc` turns JSON-RPC calls into calls on this object.
 """
@@ -14,8 +16,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from contractor_agent.admission import Capacity, Limits, check_content_types, check_follow_up, skill_for
+from contractor_agent.channels import open_message
 from contractor_agent.identity import Identity
 from contractor_agent.metrics import ContractorMetrics
+from contractor_agent.pricing import Pricing
 from contractor_agent.push import PushNotifier
 from contractor_agent.store import TaskStore
 from shared.a2a.dialects import Dialect
@@ -28,7 +33,6 @@ from shared.a2a.models import (
     ErrorCode,
     Message,
     Part,
-    Price,
     PushNotificationConfig,
     SendRequest,
     StreamEvent,
@@ -41,46 +45,14 @@ from shared.a2a.models import (
     can_transition,
     new_id,
 )
-from shared.economics.cost_model import dynamic_price, usage_charge
 from shared.runtime.observability import A2A_TASK_ID, TASK_ID
-from shared.security.channel import Channel, ChannelError, envelope_of
+from shared.runtime.pubsub import Subscription as PubSubSubscription
+from shared.runtime.pubsub import Topic
+from shared.security.channel import Channel
 from shared.workers.base import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.workers.compute import Cancelled
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Limits:
-    max_concurrent: int = 4
-    max_queued: int = 16
-    max_tasks_kept: int = 10_000
-    max_push_configs_per_task: int = 8
-    worker_timeout_s: float = 300.0
-    blocking_wait_s: float = 300.0
-    subscriber_buffer: int = 256
-
-
-class Subscription:
-    """One reader of a task's events, with a bounded buffer; a reader that falls too far behind is dropped."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[StreamEvent] = asyncio.Queue(maxsize)
-        self.overflowed = False
-
-    def offer(self, event: StreamEvent) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.overflowed = True
-
-    async def events(self) -> AsyncIterator[StreamEvent]:
-        """Events until the task ends or waits for input (the stream then closes)."""
-        while not (self.overflowed and self._queue.empty()):
-            event = await self._queue.get()
-            yield event
-            if isinstance(event, TaskStatusUpdateEvent) and event.final:
-                return
 
 
 @dataclass
@@ -90,7 +62,7 @@ class TaskRecord:
     dialect: Dialect
     cancel_flag: threading.Event = field(default_factory=threading.Event)
     runner: asyncio.Task[None] | None = None
-    subscribers: set[Subscription] = field(default_factory=set)
+    events: Topic[StreamEvent] = field(default_factory=Topic)
     push_configs: dict[str, PushNotificationConfig] = field(default_factory=dict)
     channel: Channel | None = None  # the end-to-end channel, when the client opened one
     created: float = field(default_factory=time.monotonic)
@@ -101,10 +73,15 @@ class TaskRecord:
         return self.task.status.state
 
 
-def _mode_matches(mode: str, accepted: str) -> bool:
-    if accepted in ("*/*", "*", mode):
-        return True
-    return accepted.endswith("/*") and mode.split("/")[0] == accepted[:-2]
+Subscription = PubSubSubscription[StreamEvent]
+
+
+async def until_settled(subscription: Subscription) -> AsyncIterator[StreamEvent]:
+    """A task's events until it ends or waits for input (its stream then closes), or the reader falls behind."""
+    async for event in subscription.items():
+        yield event
+        if isinstance(event, TaskStatusUpdateEvent) and event.final:
+            return
 
 
 class TaskManager:
@@ -128,12 +105,11 @@ class TaskManager:
         self.notifier = notifier
         self.identity = identity or Identity()
         self.metrics = metrics or ContractorMetrics()
-        self.metrics.running.set_function(lambda: self.running)
-        self.metrics.queued.set_function(lambda: self.waiting)
+        self.capacity = Capacity(self.limits)
+        self.pricing = Pricing(self.profile)
+        self.metrics.running.set_function(lambda: self.capacity.running)
+        self.metrics.queued.set_function(lambda: self.capacity.waiting)
         self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
-        self._semaphore = asyncio.Semaphore(self.limits.max_concurrent)
-        self.running = 0
-        self.waiting = 0
         self.store = store
         if store is not None:
             self._restore(store)
@@ -184,25 +160,12 @@ class TaskManager:
         return matching[offset : offset + limit], len(matching)
 
     def load(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "queued": self.waiting,
-            "maxConcurrent": self.limits.max_concurrent,
-            "maxQueued": self.limits.max_queued,
-            "tasksKept": len(self._tasks),
-        }
+        return self.capacity.load(len(self._tasks))
 
     def quote(self, complexity: float = 1.0) -> float:
         """The price of one more task now, by eq. (7) of the cost model."""
-        price = self.price
-        total = self.limits.max_concurrent
-        demand = self.running + self.waiting + 1
-        available = max(0, total - self.running)
-        return round(dynamic_price(price.base_usd, price.surge_alpha, demand, available, total, complexity), 6)
-
-    @property
-    def price(self) -> Price:
-        return self.profile.price if self.profile else Price(base_usd=0.0)
+        capacity = self.capacity
+        return self.pricing.quote(capacity.running, capacity.waiting, self.limits.max_concurrent, complexity)
 
     # ------------------------------------------------------------ commands
 
@@ -214,12 +177,14 @@ class TaskManager:
         if existing is None and request.task_id and not request.client_chooses_id:
             raise A2AError(ErrorCode.TASK_NOT_FOUND, f"task {request.task_id!r} not found")
         if existing is not None:
-            self._check_follow_up(existing, request)
-        channel, plain = self._open(existing, request.message)
+            check_follow_up(existing.task, request)
+        channel, plain = open_message(
+            self.identity, existing is not None, existing.channel if existing else None, request.message
+        )
         received = channel.next_received if channel else 0
         try:
-            skill = existing.skill if existing else self._skill_for(request)
-            self._check_content_types(skill, plain, request.accepted_output_modes)
+            skill = existing.skill if existing else skill_for(self.card, request)
+            check_content_types(self.card, skill, plain, request.accepted_output_modes)
             self._admit()
         except A2AError:
             if channel is not None:  # a refused message does not use up its sequence number
@@ -238,7 +203,7 @@ class TaskManager:
         subscription = self._subscribe(record) if subscribe else None
         if existing is None:
             self._emit(record, self.status_event(record))
-        self.waiting += 1
+        self.capacity.waiting += 1
         record.runner = asyncio.create_task(self._run(record), name=f"task-{record.task.id}")
         return record, subscription
 
@@ -246,7 +211,7 @@ class TaskManager:
         """Wait (bounded) until the task ends or asks for input: a blocking send."""
 
         async def drain() -> None:
-            async for _ in subscription.events():
+            async for _ in until_settled(subscription):
                 pass
 
         try:
@@ -254,7 +219,7 @@ class TaskManager:
         except TimeoutError:
             pass
         finally:
-            record.subscribers.discard(subscription)
+            record.events.unsubscribe(subscription)
 
     def resubscribe(self, task_id: str) -> tuple[TaskRecord, Subscription | None]:
         """Reattach to a task's stream; a task that is done (or waits for input) gets no live subscription."""
@@ -264,8 +229,7 @@ class TaskManager:
         return record, self._subscribe(record)
 
     def unsubscribe(self, record: TaskRecord, subscription: Subscription | None) -> None:
-        if subscription is not None:
-            record.subscribers.discard(subscription)
+        record.events.unsubscribe(subscription)
 
     async def cancel(self, task_id: str) -> TaskRecord:
         record = self.get(task_id)
@@ -320,80 +284,9 @@ class TaskManager:
 
     # ------------------------------------------------------------ internals
 
-    def _skill_for(self, request: SendRequest) -> AgentSkill:
-        skill_id = None
-        for metadata in (request.metadata, request.message.metadata):
-            if metadata and isinstance(metadata.get("skill"), str):
-                skill_id = metadata["skill"]
-        if skill_id is None:
-            return self.card.skills[0]
-        skill = self.card.skill(skill_id)
-        if skill is None:
-            known = ", ".join(s.id for s in self.card.skills)
-            raise A2AError(ErrorCode.INVALID_PARAMS, f"unknown skill {skill_id!r}; this agent offers: {known}")
-        return skill
-
-    def _open(self, existing: TaskRecord | None, message: Message) -> tuple[Channel | None, Message]:
-        """The message as the worker reads it: an end-to-end envelope opened (on the task's channel, or a new
-        one), plaintext refused on an encrypted task or by a contractor that takes encrypted messages only."""
-        identity = self.identity
-        try:
-            envelope = envelope_of(message.parts)
-            if envelope is None:
-                if existing is not None and existing.channel is not None:
-                    raise ChannelError("plaintext", "this task's channel is encrypted; plaintext is refused")
-                if identity.e2e_key is not None and not identity.plaintext_accepted:
-                    raise ChannelError("plaintext", "this agent accepts end-to-end encrypted messages only")
-                return None, message
-            if identity.e2e_key is None:
-                raise ChannelError("wrong-key", "this agent offers no end-to-end channel")
-            if existing is None:
-                return Channel.accept(identity.e2e_key, envelope, identity.replay_guard, message)
-            if existing.channel is None:
-                raise ChannelError("malformed", "this task was opened in plaintext; it cannot switch channels")
-            return existing.channel, existing.channel.open_message(envelope, message)
-        except ChannelError as error:
-            raise A2AError(
-                ErrorCode.E2E_REFUSED,
-                f"end-to-end envelope refused ({error.reason}): {error}",
-                {"reason": error.reason},
-            ) from None
-
-    def _check_content_types(self, skill: AgentSkill, message: Message, accepted: list[str] | None) -> None:
-        inputs = skill.input_modes or self.card.default_input_modes
-        for part in message.parts:
-            if not any(_mode_matches(part.mime_type, accepted) for accepted in inputs):
-                raise A2AError(
-                    ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
-                    f"skill {skill.id!r} does not accept {part.mime_type}; it accepts {', '.join(inputs)}",
-                )
-        outputs = skill.output_modes or self.card.default_output_modes
-        if accepted and not any(_mode_matches(out, a) for out in outputs for a in accepted):
-            raise A2AError(
-                ErrorCode.CONTENT_TYPE_NOT_SUPPORTED,
-                f"skill {skill.id!r} produces {', '.join(outputs)}, none of which the client accepts",
-            )
-
-    def _check_follow_up(self, record: TaskRecord, request: SendRequest) -> None:
-        if request.context_id and request.context_id != record.task.context_id:
-            raise A2AError(
-                ErrorCode.INVALID_PARAMS,
-                f"task {record.task.id!r} belongs to context {record.task.context_id!r}, not {request.context_id!r}",
-            )
-        if not record.state.interrupted:
-            raise A2AError(
-                ErrorCode.UNSUPPORTED_OPERATION,
-                f"task {record.task.id!r} is {record.state.value}; only a task waiting for input takes a new message",
-            )
-
     def _admit(self) -> None:
         limits = self.limits
-        if self.running + self.waiting >= limits.max_concurrent + limits.max_queued:
-            raise A2AError(
-                ErrorCode.OVER_CAPACITY,
-                f"over capacity: {self.running} running and {self.waiting} queued",
-                data={"retryAfterSeconds": 1.0, "load": self.load()},
-            )
+        self.capacity.admit(len(self._tasks))
         while len(self._tasks) >= limits.max_tasks_kept:
             oldest = next((tid for tid, r in self._tasks.items() if r.state.terminal), None)
             if oldest is None:
@@ -421,7 +314,7 @@ class TaskManager:
         if isinstance(client_task, str) and len(client_task) <= 128:  # so that logs can follow it across services
             task.metadata["coalesce"]["clientTaskId"] = client_task
         task.history.append(self._stamped(request.message, task))
-        record = TaskRecord(task=task, skill=skill, dialect=dialect)
+        record = TaskRecord(task=task, skill=skill, dialect=dialect, events=Topic(buffer=self.limits.subscriber_buffer))
         self._tasks[task_id] = record
         return record
 
@@ -430,9 +323,7 @@ class TaskManager:
         return message.model_copy(update={"task_id": task.id, "context_id": task.context_id})
 
     def _subscribe(self, record: TaskRecord) -> Subscription:
-        subscription = Subscription(self.limits.subscriber_buffer)
-        record.subscribers.add(subscription)
-        return subscription
+        return record.events.subscribe()
 
     def status_event(self, record: TaskRecord) -> TaskStatusUpdateEvent:
         state = record.state
@@ -445,10 +336,7 @@ class TaskManager:
         )
 
     def _emit(self, record: TaskRecord, event: StreamEvent) -> None:
-        for subscription in list(record.subscribers):
-            subscription.offer(event)
-            if subscription.overflowed:
-                record.subscribers.discard(subscription)
+        record.events.publish(event)
         if self.notifier is not None and record.push_configs and isinstance(event, TaskStatusUpdateEvent):
             for config in record.push_configs.values():
                 self.notifier.notify(config, self.snapshot(record), record.dialect)
@@ -488,19 +376,7 @@ class TaskManager:
         A2A_TASK_ID.set(record.task.id)
         client_task = (record.task.metadata.get("coalesce") or {}).get("clientTaskId")
         TASK_ID.set(client_task if isinstance(client_task, str) else None)
-        started = False
-        try:
-            async with self._semaphore:
-                started = True
-                self.waiting -= 1
-                self.running += 1
-                try:
-                    await self._work(record)
-                finally:
-                    self.running -= 1
-        finally:
-            if not started:
-                self.waiting -= 1
+        await self.capacity.run(lambda: self._work(record))
 
     async def _work(self, record: TaskRecord) -> None:
         if record.cancel_flag.is_set() or not self._transition(record, TaskState.WORKING):
@@ -546,7 +422,7 @@ class TaskManager:
             return
         usage = result.usage
         quote = record.task.metadata["coalesce"]["quoteUsd"]
-        cost = quote + usage_charge(self.price, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
+        cost = self.pricing.charge(quote, usage)
         record.task.metadata["coalesce"].update({"costUsd": round(cost, 6), "usage": usage.wire()})
         self.metrics.charged_usd.inc(cost)
         worker = self.workers[record.skill.id].name

@@ -1,0 +1,37 @@
+"""Channel negotiation: a message as the worker reads it. An end-to-end envelope is opened on the task's channel
+(or opens a new one); plaintext is refused on an encrypted task, or by a contractor that takes encrypted
+messages only."""
+
+from __future__ import annotations
+
+from contractor_agent.identity import Identity
+from shared.a2a.models import A2AError, ErrorCode, Message
+from shared.security.channel import Channel, ChannelError, envelope_of
+
+
+def open_message(
+    identity: Identity, follow_up: bool, task_channel: Channel | None, message: Message
+) -> tuple[Channel | None, Message]:
+    """(the task's channel, the plaintext message); A2AError E2E_REFUSED with the reason otherwise. `follow_up`:
+    the message continues a task (on `task_channel`, None when that task runs in plaintext)."""
+    try:
+        envelope = envelope_of(message.parts)
+        if envelope is None:
+            if task_channel is not None:
+                raise ChannelError("plaintext", "this task's channel is encrypted; plaintext is refused")
+            if identity.e2e_key is not None and not identity.plaintext_accepted:
+                raise ChannelError("plaintext", "this agent accepts end-to-end encrypted messages only")
+            return None, message
+        if identity.e2e_key is None:
+            raise ChannelError("wrong-key", "this agent offers no end-to-end channel")
+        if not follow_up:
+            return Channel.accept(identity.e2e_key, envelope, identity.replay_guard, message)
+        if task_channel is None:
+            raise ChannelError("malformed", "this task was opened in plaintext; it cannot switch channels")
+        return task_channel, task_channel.open_message(envelope, message)
+    except ChannelError as error:
+        raise A2AError(
+            ErrorCode.E2E_REFUSED,
+            f"end-to-end envelope refused ({error.reason}): {error}",
+            {"reason": error.reason},
+        ) from None
