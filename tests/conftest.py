@@ -40,7 +40,8 @@ from shared.workers.local_model import LocalLLMServer, free_port
 settings.register_profile("coalesce", derandomize=True, deadline=None)
 settings.load_profile("coalesce")
 
-CARDS = Path(__file__).resolve().parent.parent / "agent_cards"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+CARDS = ROOT / "agent_cards"
 CARD_NAMES = sorted(p.stem for p in CARDS.glob("*.json"))
 
 

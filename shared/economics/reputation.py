@@ -1,4 +1,5 @@
-"""Reputation and trust (paper sections III.A.5 and IV): reliability with a Beta prior and decay, security risk.
+"""Reputation and trust (paper sections III.A.5 and IV): competence per agent and skill (reliability, eq. 14, over
+graded evidence) with a Beta prior and decay, and security risk (15).
 
 Time is in seconds (any epoch, as long as one book uses one); decay rates are per month of 30 days.
 """
@@ -6,10 +7,11 @@ Time is in seconds (any epoch, as long as one book uses one); decay rates are pe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import beta as beta_distribution
 
 SECONDS_PER_MONTH = 30 * 24 * 3600.0
 
@@ -36,16 +38,19 @@ def paper_reliability(
 
 @dataclass
 class Evidence:
-    """Exponentially decayed success and failure counts for one contractor on one skill.
+    """Exponentially decayed evidence of quality for one agent on one skill.
 
-    Reliability is the posterior mean of Beta(α + s, β + f) with s and f decayed by e^(−λ t) (the rate of
-    eq. 14): old evidence weighs less, and with no recent evidence the estimate returns to the prior mean.
-    """
+    Each observation is a grade in [0, 1] (right/wrong is 1/0) with a weight (how much the signal says): it adds
+    `weight × grade` to the successes and `weight × (1 − grade)` to the failures. The estimate is the posterior mean
+    of Beta(α + s, β + f) with s and f decayed by e^(−λ t) (the rate of eq. 14): old evidence weighs less, and
+    with no recent evidence the estimate returns to the prior mean. `sources` counts observations by signal
+    (probe, agreement, feedback, check, judge, outcome, charge)."""
 
     successes: float = 0.0
     failures: float = 0.0
     observations: int = 0
     updated_at: float | None = None
+    sources: dict[str, int] = field(default_factory=dict)
 
     def decayed(self, at: float, decay_per_month: float) -> tuple[float, float]:
         if self.updated_at is None:
@@ -53,13 +58,15 @@ class Evidence:
         factor = float(decay_factor(at - self.updated_at, decay_per_month))
         return self.successes * factor, self.failures * factor
 
-    def record(self, success: bool, at: float, decay_per_month: float) -> None:
+    def record(
+        self, grade: float, at: float, decay_per_month: float, weight: float = 1.0, source: str = "outcome"
+    ) -> None:
+        grade = min(max(float(grade), 0.0), 1.0)
         self.successes, self.failures = self.decayed(at, decay_per_month)
-        if success:
-            self.successes += 1.0
-        else:
-            self.failures += 1.0
+        self.successes += weight * grade
+        self.failures += weight * (1.0 - grade)
         self.observations += 1
+        self.sources[source] = self.sources.get(source, 0) + 1
         self.updated_at = at
 
 
@@ -70,39 +77,83 @@ class ReputationConfig:
     decay_per_month: float = 0.1  # λ of eq. (14)
 
 
+@dataclass(frozen=True)
+class Competence:
+    """What the book knows of one agent on one skill: the expected quality, a credible interval, the evidence."""
+
+    quality: float
+    low: float
+    high: float
+    observations: int
+    sources: dict[str, int]
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "quality": round(self.quality, 4),
+            "interval": [round(self.low, 4), round(self.high, 4)],
+            "observations": self.observations,
+            "evidence": dict(self.sources),
+        }
+
+
 class ReputationBook:
-    """Track records per (contractor, skill); a contractor's overall record pools its skills."""
+    """Competence per (agent, skill): a Beta posterior over the quality of the agent's answers on that skill, for
+    contractors and the client's own worker alike; an agent's overall record pools its skills."""
 
     def __init__(self, config: ReputationConfig | None = None) -> None:
         self.config = config or ReputationConfig()
         self._evidence: dict[str, dict[str, Evidence]] = {}
 
-    def record(self, contractor: str, skill: str, success: bool, at: float) -> None:
-        evidence = self._evidence.setdefault(contractor, {}).setdefault(skill, Evidence())
-        evidence.record(success, at, self.config.decay_per_month)
+    def record(
+        self, agent: str, skill: str, success: bool | float, at: float, weight: float = 1.0, source: str = "outcome"
+    ) -> None:
+        """One observation: `success` is right/wrong or a grade in [0, 1]; `weight` how much it says."""
+        evidence = self._evidence.setdefault(agent, {}).setdefault(skill, Evidence())
+        evidence.record(float(success), at, self.config.decay_per_month, weight, source)
 
-    def _records(self, contractor: str, skill: str | None) -> list[Evidence]:
-        by_skill = self._evidence.get(contractor, {})
+    def _records(self, agent: str, skill: str | None) -> list[Evidence]:
+        by_skill = self._evidence.get(agent, {})
         if skill is None:
             return list(by_skill.values())
         return [by_skill[skill]] if skill in by_skill else []
 
-    def posterior(self, contractor: str, skill: str | None, at: float) -> tuple[float, float]:
-        """Beta(a, b) of the contractor's success probability on `skill` (on all skills when None)."""
+    def posterior(self, agent: str, skill: str | None, at: float) -> tuple[float, float]:
+        """Beta(a, b) of the agent's quality on `skill` (on all skills when None)."""
         successes = failures = 0.0
-        for evidence in self._records(contractor, skill):
+        for evidence in self._records(agent, skill):
             s, f = evidence.decayed(at, self.config.decay_per_month)
             successes, failures = successes + s, failures + f
         return self.config.prior_success + successes, self.config.prior_failure + failures
 
-    def reliability(self, contractor: str, skill: str | None, at: float) -> float:
-        a, b = self.posterior(contractor, skill, at)
+    def reliability(self, agent: str, skill: str | None, at: float) -> float:
+        a, b = self.posterior(agent, skill, at)
         return a / (a + b)
 
-    def observations(self, contractor: str, skill: str | None = None) -> int:
-        return sum(e.observations for e in self._records(contractor, skill))
+    def deviation(self, agent: str, skill: str | None, at: float) -> float:
+        """The posterior standard deviation of the quality: how unsure the book is."""
+        a, b = self.posterior(agent, skill, at)
+        return math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
 
-    def snapshot(self) -> dict[str, dict[str, dict[str, float]]]:
+    def competence(self, agent: str, skill: str | None, at: float, level: float = 0.9) -> Competence:
+        a, b = self.posterior(agent, skill, at)
+        tail = (1.0 - level) / 2.0
+        low, high = beta_distribution.ppf([tail, 1.0 - tail], a, b)
+        sources: dict[str, int] = {}
+        for evidence in self._records(agent, skill):
+            for name, count in evidence.sources.items():
+                sources[name] = sources.get(name, 0) + count
+        return Competence(a / (a + b), float(low), float(high), self.observations(agent, skill), sources)
+
+    def skills(self, agent: str) -> list[str]:
+        return list(self._evidence.get(agent, {}))
+
+    def agents(self) -> list[str]:
+        return list(self._evidence)
+
+    def observations(self, agent: str, skill: str | None = None) -> int:
+        return sum(e.observations for e in self._records(agent, skill))
+
+    def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
         return {
             who: {
                 what: {
@@ -110,18 +161,23 @@ class ReputationBook:
                     "failures": e.failures,
                     "observations": e.observations,
                     "updatedAt": e.updated_at if e.updated_at is not None else -1.0,
+                    "sources": dict(e.sources),
                 }
                 for what, e in by_skill.items()
             }
             for who, by_skill in self._evidence.items()
         }
 
-    def restore(self, snapshot: dict[str, dict[str, dict[str, float]]]) -> None:
+    def restore(self, snapshot: dict[str, dict[str, dict[str, Any]]]) -> None:
         for who, by_skill in snapshot.items():
             for what, row in by_skill.items():
                 updated = row["updatedAt"]
                 self._evidence.setdefault(who, {})[what] = Evidence(
-                    row["successes"], row["failures"], int(row["observations"]), None if updated < 0 else updated
+                    row["successes"],
+                    row["failures"],
+                    int(row["observations"]),
+                    None if updated < 0 else updated,
+                    dict(row.get("sources") or {}),
                 )
 
 

@@ -5,6 +5,7 @@ Deterministic under a seed. Also the agreed price of eq. (16).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import numpy as np
@@ -149,6 +150,7 @@ class DecisionEngine:
             decision.confidence = float(choice.confidence[0])
             decision.topsis_score = float(choice.score[0])
             decision.expected_external_cost = float(choice.cost[0])
+        decision.exploration_cost = self.exploration_cost(problem, index)
         return decision
 
     def observe(self, decision: Decision, success: bool, actual_cost: float, at: float) -> None:
@@ -222,12 +224,26 @@ class DecisionEngine:
 
     # -------------------------------------------------------------- helpers for strategies
 
-    def affordable(self, problem: Problem, cost: np.ndarray) -> np.ndarray:
-        """(B, n): whose expected all-in external cost beats doing the work locally (the rational guard);
-        everyone where the client cannot do the work itself or the guard is off."""
+    def affordable(self, problem: Problem, cost: np.ndarray, local_cost: np.ndarray | None = None) -> np.ndarray:
+        """(B, n): whose all-in external cost beats doing the work locally (the rational guard), against the
+        expected local cost or `local_cost` (the local option under the same estimate); everyone where the client
+        cannot do the work itself or the guard is off."""
         if not self.config.rational_guard:
             return np.ones(cost.shape, dtype=bool)
-        return (cost < problem.expected_local_cost[:, None]) | ~problem.local_available[:, None]
+        local = problem.expected_local_cost if local_cost is None else local_cost
+        return (cost < local[:, None]) | ~problem.local_available[:, None]
+
+    def exploration_cost(self, problem: Problem, hire: int) -> float:
+        """For one problem: the expected cost (under posterior means) of hiring candidate `hire` (or local, −1)
+        minus that of the best option the guard allows: what exploring costs."""
+        means = criteria_matrix(problem, problem.candidates.reliability)[0, :, 0]
+        local = float(problem.expected_local_cost[0]) if bool(problem.local_available[0]) else math.inf
+        eligible = (problem.candidates.compatibility[0] >= self.config.skill_threshold) & problem.candidates.available[
+            0
+        ]
+        best = min([local, *means[eligible].tolist()]) if eligible.any() or math.isfinite(local) else 0.0
+        chosen = float(means[hire]) if hire >= 0 else local
+        return max(0.0, chosen - best) if math.isfinite(chosen) and math.isfinite(best) else 0.0
 
     def choice(
         self,

@@ -51,6 +51,10 @@ class LocalOption:
     latency_s: Any
     p_failure: Any = 0.0  # chance the local result is unusable (a weak local model, say)
     available: Any = True  # False: the client cannot do it itself (missing skill or resource)
+    # the Beta posterior of the local worker's quality, when it is learnt like any contractor's (the client): then
+    # UCB1 and Thompson sampling explore the local option too, and compare like with like
+    quality_a: Any = None
+    quality_b: Any = None
 
 
 CANDIDATE_ARRAYS = (
@@ -150,15 +154,19 @@ class Problem:
         stake = (self.column(self.value_usd) * self.column(self.urgency)).reshape(shape)
         return np.asarray(latency_penalty(latency_s, deadline, stake, 1.0))
 
+    def local_cost(self, p_failure: Any) -> np.ndarray:
+        """C_internal plus the loss of a bad local result at `p_failure` plus the local delay penalty, per problem."""
+        delay = self.latency_penalty(self.column(self.local.latency_s))
+        return self.column(self.local.cost_usd) + self.column(p_failure) * self.column(self.value_at_stake) + delay
+
     @cached_property
     def expected_local_cost(self) -> np.ndarray:
-        """C_internal plus the expected loss of a bad local result plus the local delay penalty, per problem."""
-        delay = self.latency_penalty(self.column(self.local.latency_s))
-        return (
-            self.column(self.local.cost_usd)
-            + self.column(self.local.p_failure) * self.column(self.value_at_stake)
-            + delay
-        )
+        """The local cost at the expected chance of a bad local result."""
+        return self.local_cost(self.local.p_failure)
+
+    @property
+    def local_learnt(self) -> bool:
+        return self.local.quality_a is not None and self.local.quality_b is not None
 
     @cached_property
     def local_available(self) -> np.ndarray:
@@ -245,6 +253,7 @@ class Decision:
     topsis_score: float | None = None
     expected_local_cost: float = 0.0
     expected_external_cost: float | None = None
+    exploration_cost: float = 0.0  # expected cost of this choice minus that of the best one under posterior means
     candidate_index: int | None = None  # into the problem's candidates
     evaluation: Evaluation | None = field(default=None, repr=False)
     config: DecisionConfig | None = field(default=None, repr=False)
@@ -264,6 +273,7 @@ class Decision:
             "expectedExternalCostUsd": None
             if self.expected_external_cost is None
             else round(self.expected_external_cost, 6),
+            "explorationCostUsd": round(self.exploration_cost, 6),
         }
         if self.config is not None:
             c = self.config

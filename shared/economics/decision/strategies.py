@@ -97,13 +97,21 @@ class PaperEpsilonGreedy:
 
 
 def _choose_by_estimate(
-    evaluation: Evaluation, engine: DecisionEngine, name: str, reliability: np.ndarray, estimate: str
+    evaluation: Evaluation,
+    engine: DecisionEngine,
+    name: str,
+    reliability: np.ndarray,
+    estimate: str,
+    local_quality: np.ndarray | None = None,
 ) -> Choice:
     """Re-evaluate the eligible candidates with `reliability` (optimistic or sampled), keep those the guard
-    allows, hire the TOPSIS best; marked exploration when it differs from the choice under posterior means."""
+    allows against the local option under the same estimate (`local_quality`, when the local worker's quality is
+    learnt), hire the TOPSIS best; marked exploration when it differs from the choice under posterior means."""
     problem = evaluation.problem
     estimated = engine.evaluate(problem, reliability=reliability, eligible=evaluation.eligible)
-    pick = best_among(estimated.scores, estimated.eligible & engine.affordable(problem, estimated.matrix[..., 0]))
+    local_cost = None if local_quality is None else problem.local_cost(1.0 - local_quality)
+    affordable = engine.affordable(problem, estimated.matrix[..., 0], local_cost)
+    pick = best_among(estimated.scores, estimated.eligible & affordable)
     greedy = best_among(evaluation.scores, evaluation.eligible & engine.affordable(problem, evaluation.matrix[..., 0]))
     reason = np.where(pick >= 0, ESTIMATE_HIRE, GUARD_ESTIMATE)
     return engine.choice(name, estimated, pick, reason, exploration=(pick >= 0) & (pick != greedy), estimate=estimate)
@@ -116,16 +124,30 @@ class UCB1:
     name = "ucb1"
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
-        c = evaluation.problem.candidates
-        total = np.maximum(c.hires.sum(axis=1, keepdims=True), 1.0)
-        bonus = np.divide(
-            engine.config.ucb_exploration * np.sqrt(np.log(total + 1.0)),
-            np.sqrt(c.hires),
-            out=np.full(c.hires.shape, np.inf),
-            where=c.hires > 0,
-        )
-        optimistic = np.minimum(c.reliability + bonus, 1.0)
-        return _choose_by_estimate(evaluation, engine, self.name, optimistic, "optimistic (UCB1)")
+        problem = evaluation.problem
+        c = problem.candidates
+        prior = engine.reputation.config.prior_success + engine.reputation.config.prior_failure
+        evidence = np.maximum(c.success_a + c.success_b - prior, 0.0)  # decayed observations of quality
+        local_evidence = None
+        if problem.local_learnt:
+            local_a, local_b = problem.column(problem.local.quality_a), problem.column(problem.local.quality_b)
+            local_evidence = np.maximum(local_a + local_b - prior, 0.0)
+        total = evidence.sum(axis=1) + (0.0 if local_evidence is None else local_evidence)
+        log_total = np.sqrt(np.log(np.maximum(total, 1.0) + 1.0))
+
+        def bound(mean: np.ndarray, seen: np.ndarray, log_n: np.ndarray) -> np.ndarray:
+            # p̂ + c √(ln N / n), perfect until tried
+            bonus = np.divide(
+                engine.config.ucb_exploration * log_n, np.sqrt(seen), out=np.full(seen.shape, np.inf), where=seen > 0
+            )
+            return np.minimum(mean + bonus, 1.0)
+
+        optimistic = bound(c.reliability, evidence, log_total[:, None])
+        local = None
+        if local_evidence is not None:
+            local_a, local_b = problem.column(problem.local.quality_a), problem.column(problem.local.quality_b)
+            local = bound(local_a / (local_a + local_b), local_evidence, log_total)
+        return _choose_by_estimate(evaluation, engine, self.name, optimistic, "optimistic (UCB1)", local)
 
 
 class ThompsonSampling:
@@ -134,9 +156,13 @@ class ThompsonSampling:
     name = "thompson"
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
-        c = evaluation.problem.candidates
+        problem = evaluation.problem
+        c = problem.candidates
         sampled = engine.rng.beta(c.success_a, c.success_b)
-        return _choose_by_estimate(evaluation, engine, self.name, sampled, "sampled (Thompson)")
+        local = None
+        if problem.local_learnt:
+            local = engine.rng.beta(problem.column(problem.local.quality_a), problem.column(problem.local.quality_b))
+        return _choose_by_estimate(evaluation, engine, self.name, sampled, "sampled (Thompson)", local)
 
 
 class Oracle:

@@ -17,9 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.workers.base import EchoWorker
-from tests.conftest import CARDS, RISK, StartContractor, card_named, subtask
+from tests.conftest import CARDS, RISK, ROOT, StartContractor, card_named, subtask
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -133,7 +133,7 @@ def test_dashboard_shows_a_task_flow_live_in_chromium(start_contractor: StartCon
     contractors = [start_contractor(card, workers=echo), start_contractor(card, workers=echo)]
     results = tmp_path / "results"
     results.mkdir()
-    shutil.copy(Path(__file__).resolve().parent.parent / "docs/results/sensitivity/regret_over_time.png", results)
+    shutil.copy(ROOT / "docs/results/sensitivity/regret_over_time.png", results)
     client = make_client(own_skills=set(), results_dir=results)
     for url in contractors:
         client.register(url)

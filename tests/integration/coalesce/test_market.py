@@ -22,9 +22,8 @@ import yaml
 
 from coalesce.demo import demo
 from coalesce.market import CONTRACTOR_CARDS, market_services
-from tests.conftest import CARDS
+from tests.conftest import CARDS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LISTENING = {"--host", "--port", "--public-url", "--db", "--contractor"}  # where a service listens, and its peers
 
 

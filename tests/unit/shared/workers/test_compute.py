@@ -1,23 +1,17 @@
-"""Workers: numeric results checked against closed forms, LLM workers against the real local model."""
+"""Compute workers: numeric results checked against closed forms, on both backends."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import httpx
 import numpy as np
 import pytest
-from fastapi import FastAPI, Request
 from scipy.stats import norm
 
 from shared.a2a.models import AgentSkill, Message, Part
-from shared.runtime.serving import ServerThread, bind_socket
 from shared.workers import compute
-from shared.workers.base import NeedsInput, WorkerError, WorkRequest
+from shared.workers.base import NeedsInput, WorkRequest
 from shared.workers.compute import ComputeWorker
-from shared.workers.llm import AnthropicWorker, LLMSettings, OpenAIChatWorker
-from tests.conftest import StartContractor, card_named, rpc, sse_events
 
 NEVER = threading.Event()
 BACKENDS = [compute.Backend("numpy"), compute.Backend("torch", "cpu")]
@@ -147,97 +141,3 @@ async def test_compute_worker_asks_for_missing_input_and_then_works():
     result = await worker.run(request_with(first, second))
     assert result.artifacts[0].parts[0].data["confidence"] == 0.95
     assert result.usage.compute_seconds > 0
-
-
-async def test_openai_worker_answers_with_the_local_model_and_records_tokens(local_llm: LLMSettings):
-    worker = OpenAIChatWorker(local_llm)
-    message = Message(role="user", parts=[Part.of_text("Is 'Profits soared to a record high' positive or negative?")])
-    result = await worker.run(request_with(message))
-    await worker.close()
-    text = result.artifacts[0].parts[0].text
-    assert isinstance(text, str) and len(text) > 0
-    assert result.usage.output_tokens > 0 and result.usage.input_tokens > 10
-
-
-async def test_openai_worker_reports_an_unreachable_server_as_a_worker_error():
-    from shared.workers.local_model import free_port
-
-    dead = LLMSettings(model="x", base_url=f"http://127.0.0.1:{free_port()}/v1", timeout_s=2)
-    worker = OpenAIChatWorker(dead)
-    with pytest.raises(WorkerError, match="LLM call failed"):
-        await worker.run(request_with(Message(role="user", parts=[Part.of_text("hi")])))
-    await worker.close()
-
-
-def anthropic_shim(openai_base_url: str, model: str) -> FastAPI:
-    """TEST DOUBLE for Anthropic's cloud (unreachable here): the Messages API, answered by the real local
-    model through its OpenAI-compatible server."""
-    app = FastAPI()
-
-    @app.post("/v1/messages")
-    async def messages(request: Request) -> dict:
-        body = await request.json()
-        chat = [{"role": "system", "content": body.get("system", "")}, *body["messages"]]
-        async with httpx.AsyncClient(timeout=60) as client:
-            answer = (
-                await client.post(
-                    f"{openai_base_url}/chat/completions",
-                    json={"model": model, "messages": chat, "max_tokens": body["max_tokens"]},
-                )
-            ).json()
-        return {
-            "id": "msg_local",
-            "type": "message",
-            "role": "assistant",
-            "model": body["model"],
-            "content": [{"type": "text", "text": answer["choices"][0]["message"]["content"]}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": answer["usage"]["prompt_tokens"],
-                "output_tokens": answer["usage"]["completion_tokens"],
-            },
-        }
-
-    return app
-
-
-@pytest.fixture
-def anthropic_double(local_llm: LLMSettings) -> Iterator[str]:
-    sock = bind_socket()
-    with ServerThread(anthropic_shim(local_llm.base_url, local_llm.model), sock) as server:
-        yield server.url.rstrip("/")
-
-
-async def test_anthropic_worker_through_the_sdk(anthropic_double: str):
-    worker = AnthropicWorker(LLMSettings(model="claude-local", base_url=anthropic_double, max_tokens=32))
-    result = await worker.run(request_with(Message(role="user", parts=[Part.of_text("Name one colour.")])))
-    await worker.close()
-    assert result.artifacts[0].parts[0].text
-    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
-
-
-def test_llm_contractor_serves_a_real_task_over_a2a(start_contractor: StartContractor, local_llm: LLMSettings):
-    url = start_contractor(card_named("edge_computing"), llm=local_llm)
-    params = {
-        "id": "llm-1",
-        "message": {
-            "role": "user",
-            "parts": [{"type": "text", "text": "Headline: 'Shares plunge 30% after profit warning.' Sentiment?"}],
-        },
-    }
-    events = sse_events(url, "tasks/sendSubscribe", params)
-    results = [e["result"] for e in events]
-    assert [r["status"]["state"] for r in results if "status" in r] == ["submitted", "working", "completed"]
-    answer = next(r for r in results if "artifact" in r)["artifact"]["parts"][0]["text"]
-    assert answer.strip()
-    task = rpc(url, "tasks/get", {"id": "llm-1"})["result"]
-    usage = task["metadata"]["coalesce"]["usage"]
-    assert usage["outputTokens"] > 0
-    price = card_named("edge_computing").coalesce.price
-    expected = (
-        task["metadata"]["coalesce"]["quoteUsd"]
-        + usage["inputTokens"] / 1000 * price.per_1k_input_tokens_usd
-        + usage["outputTokens"] / 1000 * price.per_1k_output_tokens_usd
-    )
-    assert task["metadata"]["coalesce"]["costUsd"] == pytest.approx(expected, abs=1e-6)
