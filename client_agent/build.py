@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from client_agent.gold import GoldItem
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
 from shared.economics.skills import CachedEmbedder, Embedder, SentenceTransformerEmbedder
@@ -43,8 +44,11 @@ def build_service(
     embedder: Embedder | None = None,
     contractors: list[str] | None = None,
     skills: Collection[str] | None = None,
+    judge: LLMSettings | None = None,
+    gold: list[GoldItem] | None = None,
 ) -> ClientService:
-    """`skills`: what the client can do itself (all of OWN_SKILLS by default)."""
+    """`skills`: what the client can do itself (all of OWN_SKILLS by default). `judge`: a model stronger than the
+    workers it judges, or None (the client's own model plans, but does not judge). `gold`: items for probes."""
     workers = local_workers(llm, skills)
     language_model = workers.get("llm")
     assert language_model is None or isinstance(language_model, OpenAIChatWorker)
@@ -54,6 +58,7 @@ def build_service(
         workers,
         config,
         planner_llm=language_model,
-        judge=language_model,
+        judge=OpenAIChatWorker(judge) if judge is not None else None,
         initial_contractors=contractors or [],
+        gold=gold,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,6 @@ from shared.economics.decision.strategies import make_strategy
 from shared.economics.decision.weights import MarketSignals, WeightLearner
 from shared.economics.reputation import SENSITIVITY_WEIGHT, ReputationBook, security_risk
 from shared.economics.skills import SkillRequirement
-from shared.workers.compute import ComputeWorker
 
 LLM_PARAMETERS = 135e6  # the embedded model's size, for the local FLOP estimate
 
@@ -62,6 +62,7 @@ class Deliberation:
     decision: Decision
     problem: Problem
     offers: dict[str, Offer] = field(default_factory=dict)
+    raw_prices: dict[str, float] = field(default_factory=dict)  # quote + expected usage, before calibration
     unanswered: int = 0
 
 
@@ -74,7 +75,6 @@ class DecidingConfig:
     reserve_factor: float
     verification_usd: float
     breach_probability: float
-    own_code_prior_successes: float
 
 
 class Decider:
@@ -101,9 +101,11 @@ class Decider:
         self.good_hires: dict[str, int] = {}
         self._engines: dict[str, DecisionEngine] = {}
         make_strategy(config.strategy)  # an unknown strategy fails at start, not on the first task
-        self.load()
+        self.extras: Callable[[], dict[str, Any]] = dict  # more learned state to keep (the service's)
+        self.loaded = self.load()
 
-    def load(self) -> None:
+    def load(self) -> dict[str, Any]:
+        """The learned state from the store (returned, for what other parts keep in it)."""
         state = self.store.load_state("decision") or {}
         self.reputation.restore(state.get("reputation", {}))
         self.hires.update(state.get("hires", {}))
@@ -111,6 +113,7 @@ class Decider:
         self.calibrator.factors.update(state.get("calibration", {}))
         if "weights" in state:
             self.learner.weights[:] = state["weights"]
+        return state
 
     def save(self) -> None:
         self.store.save_state(
@@ -121,6 +124,7 @@ class Decider:
                 "goodHires": self.good_hires,
                 "calibration": self.calibrator.factors,
                 "weights": self.learner.weights.tolist(),
+                **self.extras(),
             },
         )
 
@@ -134,7 +138,9 @@ class Decider:
         return self._engines[name]
 
     def observe(self, strategy: str | None, decision: Decision, ok: bool, cost_usd: float) -> None:
-        self.engine(strategy).observe(decision, ok, cost_usd, time.time())
+        """The hire record behind confidence (18) and the learned weights (13); competence is learnt from quality
+        signals (`client_agent.quality`), not from whether an answer was well formed."""
+        self.engine(strategy).observe(decision, ok, cost_usd, time.time(), record_quality=False)
 
     async def decide(
         self,
@@ -152,12 +158,13 @@ class Decider:
         sensitivity = spec.privacy or submission.sensitivity
         eligible = self._eligible(run, catalogue, tried, sensitivity, now)
         quotes = await self.market.quotes([c for _, _, c in eligible])
-        candidate_offers, offers, loads, unanswered = [], {}, [], 0
+        candidate_offers, offers, raw, loads, unanswered = [], {}, {}, [], 0
         for (skill_id, compatibility, contractor), quote in zip(eligible, quotes, strict=True):
             if quote is None:  # not answering: not a candidate this time
                 unanswered += 1
                 continue
-            offer = self.offer(contractor, quote[0], profile, sensitivity)
+            raw[contractor.id] = quote[0] + self.expected_usage(contractor, profile)
+            offer = self.offer(contractor, raw[contractor.id], profile, sensitivity)
             if offer.price_usd * self.config.reserve_factor > budget:
                 continue
             offers[contractor.id] = offer
@@ -180,7 +187,7 @@ class Decider:
             deadline_s=submission.deadline_s,
             urgency=signals.task_urgency,
         )
-        return Deliberation(engine.decide(problem), problem, offers, unanswered)
+        return Deliberation(engine.decide(problem), problem, offers, raw, unanswered)
 
     def _eligible(
         self, run: SubtaskRun, catalogue: list[CatalogueSkill], tried: set[str], sensitivity: str, now: float
@@ -208,18 +215,22 @@ class Decider:
                 eligible.append((matches.skill_ids[r], float(matches.compatibility[r]), contractor))
         return eligible
 
-    def offer(self, contractor: Contractor, quote: float, profile: TaskProfile, sensitivity: str) -> Offer:
+    @staticmethod
+    def expected_usage(contractor: Contractor, profile: TaskProfile) -> float:
+        """The usage charge expected on top of the quote, from the card's per-token prices."""
+        block = contractor.card.coalesce
+        if block is None:
+            return 0.0
+        tokens = profile.flops / (2.0 * LLM_PARAMETERS)
+        return tokens / 2000.0 * (block.price.per_1k_input_tokens_usd + block.price.per_1k_output_tokens_usd)
+
+    def offer(self, contractor: Contractor, raw_price: float, profile: TaskProfile, sensitivity: str) -> Offer:
+        """The contractor's terms: its price (quote plus expected usage) calibrated by what it charged before."""
         card = contractor.card
-        profile_block = card.coalesce
-        price = profile_block.price if profile_block else None
-        usage = 0.0
-        if price is not None:  # the expected usage charge on top of the quote
-            tokens = profile.flops / (2.0 * LLM_PARAMETERS)
-            usage = tokens / 2000.0 * (price.per_1k_input_tokens_usd + price.per_1k_output_tokens_usd)
-        latency = profile_block.typical_latency_s if profile_block else 30.0
+        latency = card.coalesce.typical_latency_s if card.coalesce else 30.0
         channel = "e2e" if contractor.channel else "tls" if card.url.startswith("https") else "plaintext"
         return Offer(
-            price_usd=self.calibrator.estimate(f"{card.url}", quote + usage),
+            price_usd=self.calibrator.estimate(f"{card.url}", raw_price),
             latency_s=latency,
             p_security=security_risk([self.config.breach_probability] * 2, sensitivity, channel),
             verification_usd=self.config.verification_usd,
@@ -229,16 +240,30 @@ class Decider:
     def local_option(self, spec: SubtaskSpec, profile: TaskProfile, now: float) -> LocalOption:
         skill = spec.skill or "llm"
         cost = internal_cost(profile, self.config.hardware, self.local.queue.values())
-        key = f"local:{skill}"
-        a, b = self.reputation.posterior(LOCAL, skill, now)
-        if isinstance(self.local.workers.get(skill), ComputeWorker):  # our own deterministic code
-            a += self.config.own_code_prior_successes
+        a, b = self.reputation.posterior(LOCAL, skill, now)  # learnt like any contractor's, from the same prior
         return LocalOption(
-            cost_usd=self.calibrator.estimate(key, cost.total),
-            latency_s=cost.exec_seconds * self.calibrator.factors.get(key, 1.0),
+            cost_usd=self.calibrator.estimate(f"local:{skill}", cost.total),
+            latency_s=cost.exec_seconds,
             p_failure=b / (a + b),
             available=self.local.can_do(skill),
+            quality_a=a,
+            quality_b=b,
         )
+
+    def competence(self, agent: str, skills: list[str], now: float) -> list[dict[str, Any]]:
+        """Per skill: the quality estimate, its 90 % interval and its evidence."""
+        return [{"skill": skill, **self.reputation.competence(agent, skill, now).wire()} for skill in skills]
+
+    def local_view(self) -> dict[str, Any]:
+        """The client's own worker, as the market view shows an agent."""
+        now, own = time.time(), sorted(self.local.workers)
+        return {
+            "id": LOCAL,
+            "name": "the client's own worker",
+            "skills": own,
+            "competence": self.competence(LOCAL, own, now),
+            "reliability": round(self.reputation.reliability(LOCAL, None, now), 6),
+        }
 
     def market_view(self, contractors: list[Contractor], quotes: list[Any]) -> list[dict[str, Any]]:
         now = time.time()
@@ -248,6 +273,7 @@ class Decider:
                 "name": c.card.name,
                 "url": c.card.url,
                 "skills": [s.id for s in c.card.skills],
+                "competence": self.competence(c.id, [s.id for s in c.card.skills], now),
                 "basePriceUsd": c.card.coalesce.price.base_usd if c.card.coalesce else None,
                 "quoteUsd": quote[0] if quote else None,
                 "load": quote[1] if quote else None,

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -32,7 +35,7 @@ from shared.a2a.models import (
     TaskStatusUpdateEvent,
     new_id,
 )
-from shared.economics.cost_model import CostCalibrator
+from shared.economics.cost_model import CHARGE_ROUNDING_USD, ChargeCheck, CostCalibrator, Metered, check_charge
 from shared.runtime.observability import A2A_TASK_ID
 from shared.security.channel import Channel, ChannelError, envelope_of
 
@@ -65,6 +68,13 @@ def _reveal(channel: Channel | None, prompt: Message | None) -> Message | None:
     return prompt.model_copy(update={"parts": channel.open_parts(envelope)})
 
 
+def _number(value: Any) -> float:
+    """A non-negative finite number from a contractor's billing fields; 0 for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return max(float(value), 0.0)
+
+
 def _busy_seconds(error: Exception) -> float | None:
     """A contractor at capacity says when to come back; anything else is not 'busy'."""
     if not isinstance(error, A2AError) or error.code != ErrorCode.OVER_CAPACITY:
@@ -92,6 +102,12 @@ class Hirer:
         self.reserve_factor = reserve_factor
         self.hire_timeout_s = hire_timeout_s
 
+    def with_progress(self, progress: Progress) -> Hirer:
+        """The same hirer, recording progress elsewhere (a probe's)."""
+        twin = copy.copy(self)
+        twin.progress = progress
+        return twin
+
     def client(self, contractor: Contractor, timeout_s: float | None = None) -> A2AClient:
         return A2AClient(
             contractor.card.url,
@@ -108,7 +124,10 @@ class Hirer:
         skill: str | None,
         price_usd: float,
         budget: float,
+        raw_price_usd: float | None = None,
     ) -> Outcome:
+        """One hire at the (calibrated) `price_usd`; `raw_price_usd` is the uncalibrated quote plus expected usage,
+        what calibration (10) compares the charge with."""
         reserve = min(price_usd * self.reserve_factor, budget)
         self.ledger.reserve(run.id, attempt, contractor.id, reserve)
         remote_id = new_id()
@@ -128,7 +147,7 @@ class Hirer:
         client = self.client(contractor)
         try:
             async with asyncio.timeout(self.hire_timeout_s):
-                artifacts, charged = await self._converse(run, client, contractor, remote_id, skill)
+                artifacts, billing = await self._converse(run, client, contractor, remote_id, skill)
         except asyncio.CancelledError:
             await abandon(client, remote_id)
             self.ledger.refund(run.id, attempt, reserve, "the client canceled the task")
@@ -149,8 +168,11 @@ class Hirer:
             reason = f"verification failed: {verdict.reason}"
             self._refund(run, attempt, reserve, reason, verdict.reason)
             return Outcome(False, contractor.id, reason, artifacts, verdict, seconds=seconds)
-        paid = self.ledger.release(run.id, attempt, contractor.id, reserve, charged)
-        self.calibrator.observe(contractor.card.url, price_usd, charged)
+        charged = _number(billing.get("costUsd"))
+        check = self._check_charge(contractor, billing, charged, seconds, run)
+        payable = charged if not check.over else check.allowed_usd  # within rounding, the charge stands
+        paid = self.ledger.release(run.id, attempt, contractor.id, reserve, payable)
+        self.calibrator.observe(contractor.card.url, raw_price_usd or price_usd, paid)
         self.progress.publish(
             run,
             EventKind.SETTLEMENT,
@@ -158,11 +180,37 @@ class Hirer:
             contractor=contractor.id,
             paidUsd=round(paid, 6),
             chargedUsd=round(charged, 6),
+            allowedUsd=round(check.allowed_usd, 6),
         )
-        if charged > reserve + 1e-9:
-            reason = f"over-charged {charged:.6f} against {reserve:.6f} reserved"
-            return Outcome(False, contractor.id, reason, artifacts, verdict, paid, seconds)
-        return Outcome(True, contractor.id, "verified", artifacts, verdict, paid, seconds)
+        overcharge = None
+        if check.over or charged > reserve + CHARGE_ROUNDING_USD:
+            overcharge = f"charged {charged:.6f}, the price list allows {check.allowed_usd:.6f}"
+            overcharge += "".join(f"; {note}" for note in check.notes) + f"; paid {paid:.6f}"
+            log.warning("contractor %s over-charged: %s", contractor.id, overcharge)
+            self.progress.publish(run, EventKind.OVERCHARGE, contractor=contractor.id, detail=overcharge)
+        return Outcome(True, contractor.id, "verified", artifacts, verdict, paid, seconds, overcharge=overcharge)
+
+    def _check_charge(
+        self, contractor: Contractor, billing: dict[str, Any], charged: float, seconds: float, run: SubtaskRun
+    ) -> ChargeCheck:
+        """The charge against the card's price list and what the client itself measured of the hire."""
+        profile = contractor.card.coalesce
+        usage = billing.get("usage") if isinstance(billing.get("usage"), dict) else {}
+        assert isinstance(usage, dict)
+        if profile is None:  # no price list: what was quoted is all it may charge
+            return ChargeCheck(_number(billing.get("quoteUsd")), charged, ("no price list on the card",))
+        sent = len(run.spec.description) + len(run.spec.input_text or "") + len(json.dumps(run.spec.input_data or {}))
+        return check_charge(
+            profile.price,
+            profile.max_concurrent_tasks,
+            profile.max_queued_tasks,
+            _number(billing.get("quoteUsd")),
+            charged,
+            int(_number(usage.get("inputTokens"))),
+            int(_number(usage.get("outputTokens"))),
+            _number(usage.get("computeSeconds")),
+            Metered(seconds=seconds, input_chars=sent),
+        )
 
     def _refund(self, run: SubtaskRun, attempt: int, reserve: float, reason: str, shown: str | None = None) -> None:
         self.ledger.refund(run.id, attempt, reserve, reason)
@@ -170,9 +218,10 @@ class Hirer:
 
     async def _converse(
         self, run: SubtaskRun, client: A2AClient, contractor: Contractor, remote_id: str, skill: str | None
-    ) -> tuple[list[Artifact], float]:
+    ) -> tuple[list[Artifact], dict[str, Any]]:
         """Stream the work (or send it, to a contractor without streaming), relaying the contractor's events and
-        answering its input-required from the client's user; returns the artifacts and what it charged."""
+        answering its input-required from the client's user; returns the artifacts and the contractor's billing
+        (its quote, its charge and the usage it claims)."""
         card_skill = contractor.card.skill(skill or "")
         modes = (card_skill.input_modes if card_skill else None) or contractor.card.default_input_modes
         message = work_message(run.spec, modes)
@@ -193,8 +242,9 @@ class Hirer:
                 )
             message = await self.progress.wait_for_input(run)
         task = await client.get(remote_id)
-        charged = float(task.metadata.get("coalesce", {}).get("costUsd", 0.0))
-        return (channel.open_artifacts(task.artifacts) if channel else task.artifacts), charged
+        billing = task.metadata.get("coalesce")
+        billing = billing if isinstance(billing, dict) else {}
+        return (channel.open_artifacts(task.artifacts) if channel else task.artifacts), billing
 
     async def _exchange(
         self,

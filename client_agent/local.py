@@ -5,6 +5,7 @@ like any contractor's."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 
 from client_agent.hiring import work_message
@@ -15,7 +16,6 @@ from client_agent.verification import Verifier
 from shared.a2a.models import AgentSkill, Message, Part
 from shared.economics.cost_model import CostCalibrator, HardwareProfile, QueuedTask, TaskProfile, internal_cost
 from shared.economics.decision.problem import Problem
-from shared.economics.reputation import ReputationBook
 from shared.workers.base import NeedsInput, Worker, WorkerError, WorkRequest
 
 
@@ -25,7 +25,6 @@ class LocalWork:
         workers: dict[str, Worker],
         hardware: HardwareProfile,
         calibrator: CostCalibrator,
-        reputation: ReputationBook,
         verifier: Verifier,
         progress: Progress,
         metrics: ClientMetrics,
@@ -34,12 +33,17 @@ class LocalWork:
         self.workers = workers
         self.hardware = hardware
         self.calibrator = calibrator
-        self.reputation = reputation
         self.verifier = verifier
         self.progress = progress
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.queue: dict[str, QueuedTask] = {}  # what the client's machine is busy with (eq. 5's queue)
+
+    def with_progress(self, progress: Progress) -> LocalWork:
+        """The same local work, recording progress elsewhere (a probe's)."""
+        twin = copy.copy(self)
+        twin.progress = progress
+        return twin
 
     def can_do(self, skill: str) -> bool:
         return skill in self.workers
@@ -63,7 +67,6 @@ class LocalWork:
                 self.progress.ask(run, prompt)
                 messages = [*messages, prompt, await self.progress.wait_for_input(run)]
         except (WorkerError, TimeoutError) as error:
-            self.reputation.record(LOCAL, skill, False, time.time())
             return Outcome(False, LOCAL, f"local work failed: {error}", seconds=time.perf_counter() - started)
         finally:
             self.queue.pop(run.id, None)
@@ -72,9 +75,9 @@ class LocalWork:
         self.metrics.worker_usage(worker.name, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
         measured = TaskProfile(flops=seconds * self.hardware.peak_flops * self.hardware.utilisation)
         actual = internal_cost(measured, self.hardware).total
-        self.calibrator.observe(key, problem.local.cost_usd / max(self.calibrator.factors.get(key, 1.0), 1e-9), actual)
+        raw = problem.local.cost_usd / max(self.calibrator.factors.get(key, 1.0), 1e-9)  # the uncalibrated estimate
+        self.calibrator.observe(key, raw, actual)
         verdict = await self.verifier.verify(run.spec, skill, result.artifacts)
         self.progress.publish(run, EventKind.VERIFICATION, contractor=LOCAL, **verdict.wire())
-        self.reputation.record(LOCAL, skill, verdict.passed, time.time())
         reason = "verified" if verdict.passed else f"verification failed: {verdict.reason}"
         return Outcome(verdict.passed, LOCAL, reason, result.artifacts, verdict, actual, seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Sensitivity = Literal["public", "internal", "confidential", "restricted"]
 MAX_SECONDS = 1e8  # about three years: a deadline or latency bound beyond that is a mistake
@@ -81,6 +81,21 @@ class InputAnswer(Strict):
     subtask_id: str | None = Field(default=None, max_length=64)
     text: str | None = Field(default=None, max_length=200_000)
     data: dict[str, Any] | None = None
+
+
+class Feedback(Strict):
+    """A grade for a delivered subtask: `correct`, or a `grade` in [0, 1] (one of the two)."""
+
+    subtask_id: str | None = Field(default=None, max_length=64, description="which subtask (needed when several)")
+    correct: bool | None = None
+    grade: float | None = Field(default=None, ge=0, le=1)
+    note: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_grade(self) -> Feedback:
+        if (self.correct is None) == (self.grade is None):
+            raise ValueError("give either 'correct' or 'grade'")
+        return self
 
 
 class ErrorBody(BaseModel):

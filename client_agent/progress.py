@@ -18,6 +18,8 @@ def answer_message(answer: InputAnswer) -> Message:
 
 
 class Progress:
+    """Records a real subtask's progress (see `SilentProgress` for probes)."""
+
     def __init__(self, store: Store, events: EventBus, input_timeout_s: float) -> None:
         self.store = store
         self.events = events
@@ -53,3 +55,21 @@ class Progress:
         self.store.set_task(run.task_id, status=Status.WORKING.value)
         self.publish(run, EventKind.INPUT)
         return answer_message(answer)
+
+
+class SilentProgress(Progress):
+    """A probe's progress: nothing stored or published (the client's users see probes in the subtask they ran
+    beside), and no one to ask for input (a probe that needs input fails)."""
+
+    def save(self, run: SubtaskRun, status: Status | None = None) -> None:
+        if status is not None:
+            run.status = status
+
+    def publish(self, run: SubtaskRun, event: EventKind, /, **data: object) -> None:
+        return None
+
+    def ask(self, run: SubtaskRun, prompt: Message | None) -> None:
+        return None
+
+    async def wait_for_input(self, run: SubtaskRun) -> Message:
+        raise TimeoutError("a probe does not answer input-required")

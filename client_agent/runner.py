@@ -17,7 +17,10 @@ from client_agent.local import LocalWork
 from client_agent.metrics import ClientMetrics
 from client_agent.models import SubtaskSpec, TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
+from client_agent.probing import PROBE_PREFIX, Prober
 from client_agent.progress import Progress
+from client_agent.quality import Quality
+from client_agent.redundancy import Answer, Redundancy
 from client_agent.state import LOCAL, EventKind, Outcome, Status, SubtaskRun, SubtaskState
 from client_agent.storage import Store
 from shared.a2a.models import new_id
@@ -49,6 +52,9 @@ class TaskRunner:
         ledger: Ledger,
         metrics: ClientMetrics,
         catalogue: Callable[[], list[CatalogueSkill]],
+        quality: Quality,
+        prober: Prober,
+        redundancy: Redundancy,
     ) -> None:
         self.config = config
         self.store = store
@@ -61,6 +67,9 @@ class TaskRunner:
         self.ledger = ledger
         self.metrics = metrics
         self.catalogue = catalogue
+        self.quality = quality
+        self.prober = prober
+        self.redundancy = redundancy
         self.runners: dict[str, asyncio.Task[None]] = {}
         self.subtasks: dict[str, dict[str, SubtaskRun]] = {}
         self._running = asyncio.Semaphore(config.max_running_tasks)
@@ -82,12 +91,15 @@ class TaskRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.prober.close()
 
     # ------------------------------------------------------------ recovery
 
     async def recover(self) -> None:
         """Tasks a crash or kill left unfinished: refund every hire that never settled (exactly once: the ledger
         refuses a second settlement), ask the contractor to stop, and run what is left of the task again."""
+        for probe in self.store.reserved_subtasks(PROBE_PREFIX):  # probes cut short: their escrow comes back
+            self.ledger.refund_open(probe, "the client restarted before this probe settled")
         for task_id in self.store.unfinished_tasks():
             stored = self.store.task(task_id)
             if stored is None:
@@ -174,7 +186,7 @@ class TaskRunner:
         TASK_ID.set(run.task_id)
         spec = run.spec
         value = spec.value_usd if spec.value_usd is not None else self._subtask_value(submission)
-        run.state = SubtaskState(attempts=run.state.attempts, cost=run.state.cost)  # a resumed run keeps these
+        run.state = SubtaskState(attempts=run.state.attempts, cost=run.state.cost, value_usd=value)  # resumed: kept
         tried: set[str] = set()
         budget = min(x for x in (spec.max_budget_usd, submission.budget_usd, math.inf) if x is not None)
         outcome = Outcome(False, LOCAL, "not attempted")
@@ -186,6 +198,8 @@ class TaskRunner:
                 deliberation = await self.decider.decide(run, submission, value, tried, budget, catalogue)
                 decision, problem = deliberation.decision, deliberation.problem
                 self._record_decision(run, attempt, decision, float(problem.expected_local_cost[0]))
+                if attempt == run.first_attempt:
+                    self.prober.maybe(run, deliberation)
                 if decision.action == "local":
                     if not self.local.can_do(spec.skill or "llm"):
                         if deliberation.unanswered and busy < MAX_BUSY_RETRIES:  # contractors too busy to quote
@@ -201,8 +215,8 @@ class TaskRunner:
                     if contractor is None:
                         outcome = Outcome(False, hired or "?", "the contractor left the market")
                     else:
-                        price = deliberation.offers[hired].price_usd
-                        outcome = await self.hirer.hire(run, attempt, contractor, decision.skill, price, budget)
+                        offer, raw = deliberation.offers[hired].price_usd, deliberation.raw_prices[hired]
+                        outcome = await self.hirer.hire(run, attempt, contractor, decision.skill, offer, budget, raw)
                     busy += outcome.busy_s is not None
                     if outcome.busy_s is not None and busy <= MAX_BUSY_RETRIES:  # full, not unreliable: wait, retry
                         self.progress.note_attempt(run, attempt, outcome)
@@ -211,9 +225,13 @@ class TaskRunner:
                     tried.add(hired)
                     self.decider.observe(submission.strategy, decision, outcome.ok, outcome.cost_usd)
                     budget -= outcome.cost_usd
+                self._learn(run, outcome)
                 self.progress.note_attempt(run, attempt, outcome)
                 self._measure(decision, outcome)
                 failures += not outcome.ok
+                if outcome.ok and (others := self.redundancy.others(run, outcome.where, deliberation)):
+                    first = Answer(outcome.where, outcome)
+                    outcome = await self.redundancy.gather(run, attempt, first, others, deliberation, budget)
                 if outcome.ok or decision.action == "local":
                     break
         except asyncio.CancelledError:
@@ -229,8 +247,27 @@ class TaskRunner:
         )
         return outcome
 
+    def _learn(self, run: SubtaskRun, outcome: Outcome) -> None:
+        """What one attempt says of the agent's competence (see `client_agent.quality`), and what it cost."""
+        skill = run.spec.skill or "llm"
+        self.quality.spend.work_usd += outcome.cost_usd
+        verdict = outcome.verdict
+        if verdict is None:  # no answer: an error, a timeout, a refusal
+            self.quality.record(outcome.where, skill, 0.0, "outcome", run, detail=outcome.reason)
+        elif not verdict.passed:
+            self.quality.record(outcome.where, skill, 0.0, "check", run, detail=verdict.reason)
+        elif verdict.graded:
+            self.quality.record(outcome.where, skill, 1.0, "check", run, detail="; ".join(verdict.checks))
+        if outcome.overcharge:
+            self.quality.record(outcome.where, skill, 0.0, "charge", run, detail=outcome.overcharge)
+
     def _record_decision(self, run: SubtaskRun, attempt: int, decision: Decision, local_cost: float) -> None:
         record = decision.record()
+        agent = decision.contractor if decision.action == "outsource" else LOCAL
+        if agent is not None:
+            competence = self.quality.competence(agent, run.spec.skill or "llm")
+            record["quality"] = {"agent": agent, **competence.wire()}
+            run.state.quality = record["quality"]
         run.state.decision = record
         if run.state.cost.estimated_usd is None:
             estimate = decision.expected_external_cost if decision.action == "outsource" else local_cost

@@ -15,17 +15,21 @@ import httpx
 from client_agent.deciding import Decider, DecidingConfig
 from client_agent.errors import Conflict, Invalid, NotFound, Overloaded
 from client_agent.events import EventBus
+from client_agent.gold import GoldItem, ProbeBank
 from client_agent.hiring import Hirer
 from client_agent.ledger import Ledger
 from client_agent.local import LocalWork
 from client_agent.market import Market
 from client_agent.metrics import ClientMetrics
-from client_agent.models import InputAnswer, TaskSubmission
+from client_agent.models import Feedback, InputAnswer, SubtaskSpec, TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
-from client_agent.progress import Progress
+from client_agent.probing import Prober
+from client_agent.progress import Progress, SilentProgress
+from client_agent.quality import Quality, QualityConfig, Spend
+from client_agent.redundancy import Redundancy
 from client_agent.registry import Contractor, Registry
 from client_agent.runner import RunnerConfig, TaskRunner
-from client_agent.state import TERMINAL, EventKind, Status
+from client_agent.state import LOCAL, TERMINAL, EventKind, Status, SubtaskRun, SubtaskState
 from client_agent.storage import Store
 from client_agent.verification import Verifier
 from shared.a2a.cards import MAX_REDIRECTS, FetchPolicy
@@ -52,7 +56,7 @@ class ClientConfig:
     reserve_factor: float = 2.0  # escrow = quote × this (usage is charged on top of the quote)
     verification_usd: float = 0.0005  # what checking one result costs the client
     breach_probability: float = 0.01  # P_breach of an unknown contractor, per path
-    own_code_prior_successes: float = 98.0  # the client's compute workers start trusted (Beta(99, 1)); LLMs do not
+    quality: QualityConfig = field(default_factory=QualityConfig)  # probes, agreement and their budget
     max_attempts: int = 3
     hire_timeout_s: float = 120.0
     local_timeout_s: float = 300.0
@@ -78,7 +82,6 @@ class ClientConfig:
             reserve_factor=self.reserve_factor,
             verification_usd=self.verification_usd,
             breach_probability=self.breach_probability,
-            own_code_prior_successes=self.own_code_prior_successes,
         )
 
 
@@ -93,7 +96,10 @@ class ClientService:
         judge: Any = None,
         initial_contractors: list[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        gold: list[GoldItem] | None = None,
     ) -> None:
+        """`judge`: a model stronger than the workers it judges, or None (the embedded model is no judge).
+        `gold`: the known-answer items the client probes agents with (none: no probes)."""
         self.config = config = config or ClientConfig()
         self.store = store
         self.local_workers = local_workers
@@ -120,20 +126,26 @@ class ClientService:
         verifier = Verifier(judge)
         calibrator = CostCalibrator(config.decision.calibration_lambda)
         self.reputation = ReputationBook()
+        self.quality = Quality(self.reputation, config.quality)
+        self.gold = ProbeBank(gold, config.seed)
         self.local = LocalWork(
             local_workers,
             config.hardware,
             calibrator,
-            self.reputation,
             verifier,
             progress,
             self.metrics,
             config.local_timeout_s,
         )
         self.decider = Decider(config.deciding(), self.market, self.local, store, self.reputation, calibrator)
+        self.quality.spend = Spend.restore(self.decider.loaded.get("spend") or {})
+        self.decider.extras = lambda: {"spend": self.quality.spend.wire()}
         hirer = Hirer(
             self.market, self.ledger, verifier, calibrator, progress, config.reserve_factor, config.hire_timeout_s
         )
+        silent = SilentProgress(store, self.events, config.input_timeout_s)
+        self.prober = Prober(self.gold, self.quality, hirer, self.local, progress, silent, config.seed)
+        redundancy = Redundancy(self.quality, hirer, self.local, progress, config.seed)
         self.runner = TaskRunner(
             RunnerConfig(config.max_attempts, config.max_running_tasks, config.default_value_usd),
             store,
@@ -145,6 +157,9 @@ class ClientService:
             self.ledger,
             self.metrics,
             lambda: self.catalogue() + self._local_catalogue(),
+            self.quality,
+            self.prober,
+            redundancy,
         )
         self._refresher: asyncio.Task[None] | None = None
 
@@ -241,6 +256,37 @@ class ClientService:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
         return str(self.task(task_id)["status"])
+
+    def feedback(self, task_id: str, feedback: Feedback) -> dict[str, Any]:
+        """A grade for a delivered subtask, from its user: into the competence of the agent that delivered it."""
+        stored = self.task(task_id)
+        subtasks = stored["subtasks"]
+        if feedback.subtask_id is not None:
+            subtasks = [s for s in subtasks if s["id"] == feedback.subtask_id]
+            if not subtasks:
+                raise NotFound(f"task {task_id!r} has no subtask {feedback.subtask_id!r}")
+        elif len(subtasks) != 1:
+            raise Invalid(f"task {task_id!r} has {len(subtasks)} subtasks: say which with subtask_id")
+        sub = subtasks[0]
+        if sub["status"] != Status.COMPLETED:
+            raise Conflict(f"subtask {sub['id']!r} is {sub['status']}: only a delivered subtask takes feedback")
+        state = SubtaskState.model_validate(sub["state"] or {})
+        if state.feedback is not None:
+            raise Conflict(f"subtask {sub['id']!r} already has feedback")
+        grade = feedback.grade if feedback.grade is not None else float(bool(feedback.correct))
+        agent, skill = state.where or LOCAL, SubtaskSpec.model_validate(sub["spec"]).skill or "llm"
+        run = SubtaskRun(sub["id"], task_id, SubtaskSpec.model_validate(sub["spec"]), state)
+        self.quality.record(agent, skill, grade, "feedback", run, detail=feedback.note or "")
+        state.feedback = {"grade": grade, "note": feedback.note, "agent": agent}
+        self.store.set_subtask(sub["id"], sub["status"], state.wire())
+        self.decider.save()
+        self.events.publish(task_id, EventKind.FEEDBACK, {"subtask": sub["id"], "agent": agent, "grade": grade})
+        competence = self.quality.competence(agent, skill)
+        return {"subtask": sub["id"], "agent": agent, "skill": skill, "grade": grade, **competence.wire()}
+
+    def add_gold(self, items: list[GoldItem]) -> dict[str, Any]:
+        total = self.gold.add(items)
+        return {"added": len(items), "total": total, "bySkill": self.gold.counts()}
 
     def answer(self, task_id: str, answer: InputAnswer) -> str:
         self.task(task_id)

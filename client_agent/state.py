@@ -51,6 +51,10 @@ class EventKind(StrEnum):
     VERIFICATION = "verification"
     SETTLEMENT = "settlement"
     SUBTASK = "subtask"
+    PROBE = "probe"
+    AGREEMENT = "agreement"
+    FEEDBACK = "feedback"
+    OVERCHARGE = "overcharge"
     RECOVERED = "recovered"
     ERROR = "error"
     COMPLETED = "completed"
@@ -94,6 +98,10 @@ class SubtaskState(Wire):
     reason: str | None = None
     verification: dict[str, Any] | None = None
     artifacts: list[dict[str, Any]] = Field(default_factory=list)
+    value_usd: float | None = None  # what the subtask is worth: what a wrong or missing answer loses
+    quality: dict[str, Any] | None = None  # the chosen agent's competence when it was chosen
+    signals: list[dict[str, Any]] = Field(default_factory=list)  # quality signals this subtask gave
+    feedback: dict[str, Any] | None = None  # the grade its user gave
 
 
 @dataclass
@@ -121,6 +129,7 @@ class Outcome:
     cost_usd: float = 0.0
     seconds: float = 0.0
     busy_s: float | None = None  # the contractor was at capacity: try again after this many seconds
+    overcharge: str | None = None  # the contractor charged above its price list (paid what the list allows)
 
     def record(self, attempt: int) -> AttemptRecord:
         return AttemptRecord(

@@ -343,6 +343,16 @@ class Store:
                     open_.append((attempt, int(amount or 0)))
         return open_
 
+    def reserved_subtasks(self, prefix: str) -> list[str]:
+        """Ids of subtasks whose id starts with `prefix` that have a reservation (probes: `probe-`)."""
+        with self.transaction() as db:
+            rows = db.execute(
+                select(settlements.c.subtask_id)
+                .where(settlements.c.subtask_id.startswith(prefix), settlements.c.kind == "reserve")
+                .distinct()
+            ).all()
+        return [row[0] for row in rows]
+
     def last_attempt(self, subtask_id: str) -> int:
         with self.transaction() as db:
             found = db.execute(

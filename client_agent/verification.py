@@ -2,7 +2,13 @@
 
 Compute results are re-checked with numbers the client can afford to compute: a closed-form value at risk, the
 optimality of portfolio weights on small problems, the cosine scores of the returned matches. Text results are
-checked for substance and, when the spec lists labels, for exactly one of them; an LLM judge can be asked for.
+checked for substance and, when the spec lists labels, for exactly one of them; figures an answer about a document
+states must occur in the document; an LLM judge can be asked for (only a model stronger than the workers it
+judges is worth configuring as one).
+
+A verdict is `graded` when a check that a wrong answer would fail has passed (a recomputed number, the judge):
+only such a pass says anything about the agent's competence. A well-formed answer (a label, some text) passes
+without being graded; any failed check is evidence against the agent.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from client_agent.answers import figures_of
 from client_agent.models import SubtaskSpec
 from shared.a2a.models import AgentSkill, Artifact, Message, Part
 from shared.workers import compute
@@ -24,6 +31,10 @@ from shared.workers.llm import OpenAIChatWorker
 
 MAX_TEXT_CHARS = 100_000
 OPTIMALITY_CHECK_MAX_ASSETS = 60
+MIN_FIGURE = 10.0  # smaller numbers in an answer (a quarter, a count) are not checked against the document
+DOCUMENT_SKILLS = frozenset({"financial-document-analysis"})
+# how many of a numeric check's items only say the answer is well formed; more passed items recomputed it
+NUMERIC_FORMAT_CHECKS = {"risk-assessment": 1, "portfolio-optimisation": 2, "similarity-search": 2}
 
 
 @dataclass
@@ -31,9 +42,10 @@ class Verdict:
     passed: bool
     checks: list[str] = field(default_factory=list)
     reason: str = ""
+    graded: bool = False  # a check that a wrong answer would fail passed
 
     def wire(self) -> dict[str, Any]:
-        return {"passed": self.passed, "checks": self.checks, "reason": self.reason}
+        return {"passed": self.passed, "checks": self.checks, "reason": self.reason, "graded": self.graded}
 
 
 class Rejected(Exception):
@@ -115,12 +127,25 @@ def check_similarity(result: dict[str, Any], inputs: dict[str, Any], tolerance: 
         raise Rejected("indices out of range or repeated")
     if scores != sorted(scores, reverse=True):
         raise Rejected("scores are not in descending order")
+    checks = ["indices valid", "scores descending"]
     if len(indices) and corpus.ndim == 2 and query.size == corpus.shape[1]:
         picked = corpus[indices]
         actual = picked @ query / np.maximum(np.linalg.norm(picked, axis=1) * np.linalg.norm(query), 1e-12)
         if not np.allclose(actual, scores, atol=1e-6):
             raise Rejected("the scores are not the cosine similarities of the returned vectors")
-    return ["indices valid", "scores descending", "scores recomputed"]
+        checks.append("scores recomputed")
+    return checks
+
+
+def check_figures_in_document(answer: str, document: str) -> list[str]:
+    """Every figure the answer states (ignoring small counts such as a quarter's number) occurs in the document."""
+    known = figures_of(document)
+    known += [n / 1000 for n in known]  # millions said as billions
+    for figure in figures_of(answer):
+        if abs(figure) < MIN_FIGURE or any(math.isclose(abs(figure), abs(k), rel_tol=0.005) for k in known):
+            continue
+        raise Rejected(f"the answer states {figure:g}, which is not in the document")
+    return ["every figure stated is in the document"]
 
 
 NUMERIC_CHECKS = {
@@ -144,14 +169,15 @@ class Verifier:
                 inputs = spec.input_data or {}
                 if spec.verification.kind == "schema":
                     inputs = {k: v for k, v in inputs.items() if k not in ("portfolio_value", "covariance", "corpus")}
-                return Verdict(True, check(result, inputs, spec.verification.tolerance))
-            return await self._verify_text(spec, artifacts)
+                checks = check(result, inputs, spec.verification.tolerance)
+                return Verdict(True, checks, graded=len(checks) > NUMERIC_FORMAT_CHECKS[skill])
+            return await self._verify_text(spec, skill, artifacts)
         except Rejected as rejection:
             return Verdict(False, reason=str(rejection))
         except (ValueError, TypeError, KeyError) as error:
             return Verdict(False, reason=f"the result does not fit the task's input: {error}")
 
-    async def _verify_text(self, spec: SubtaskSpec, artifacts: list[Artifact]) -> Verdict:
+    async def _verify_text(self, spec: SubtaskSpec, skill: str, artifacts: list[Artifact]) -> Verdict:
         text = _text(artifacts)
         if spec.output_format == "json" and not any(p.kind == "data" for a in artifacts for p in a.parts):
             raise Rejected("expected a JSON (data) result")
@@ -165,8 +191,11 @@ class Verifier:
             if len(found) != 1:
                 raise Rejected(f"expected exactly one of {spec.verification.labels}, found {sorted(found) or 'none'}")
             checks.append(f"one label: {found.pop()}")
+        if skill in DOCUMENT_SKILLS and spec.input_text:
+            checks += check_figures_in_document(text, spec.input_text)
         if spec.verification.kind == "judge":
             checks.append(await self._judge(spec, text))
+            return Verdict(True, checks, graded=True)
         return Verdict(True, checks)
 
     async def _judge(self, spec: SubtaskSpec, answer: str) -> str:

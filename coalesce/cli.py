@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -17,11 +16,17 @@ from contractor_agent.admission import Limits
 from contractor_agent.app import create_app
 from contractor_agent.build import load_card, worker_kinds
 from contractor_agent.identity import Identity
-from contractor_agent.store import TaskStore
+from contractor_agent.store import SqlTaskStore
 from shared.economics.decision.strategies import LIVE_STRATEGIES
 from shared.runtime.observability import configure_logging
 from shared.runtime.serving import bind_socket, public_url, uvicorn_server
-from shared.runtime.settings import anthropic_settings_from_env, openai_settings_from_env
+from shared.runtime.settings import (
+    anthropic_settings_from_env,
+    api_keys_from_env,
+    contractor_tokens_from_env,
+    judge_settings_from_env,
+    openai_settings_from_env,
+)
 from shared.security.auth import ApiKeys
 from shared.workers.factory import LLM_KINDS, build_workers, embedded_llm_settings
 from shared.workers.llm import LLMSettings
@@ -61,7 +66,7 @@ def contractor_serve(args: argparse.Namespace) -> int:
             plaintext_accepted=not args.encrypted_only,
             api_keys=_api_keys(args),
         )
-        store = TaskStore(args.db or f"sqlite:///.coalesce/{args.card.stem}.db")
+        store = SqlTaskStore(args.db or f"sqlite:///.coalesce/{args.card.stem}.db")
         app = create_app(
             card,
             workers,
@@ -84,20 +89,17 @@ def contractor_serve(args: argparse.Namespace) -> int:
 def _api_keys(args: argparse.Namespace) -> ApiKeys:
     """Keys from --api-key and the environment (COALESCE_API_KEYS, comma-separated): a key on a command line
     shows in the process list, so the environment is the better place."""
-    keys = list(args.api_key) + [k.strip() for k in os.environ.get("COALESCE_API_KEYS", "").split(",") if k.strip()]
+    keys = list(args.api_key) + api_keys_from_env()
     return ApiKeys(keys, rate_per_s=args.rate_limit, burst=max(1, int(args.rate_limit * 2)))
-
-
-def _contractor_tokens() -> dict[str, str]:
-    """COALESCE_CONTRACTOR_TOKENS: `card-url=key` pairs, comma-separated: the keys of secured contractors."""
-    pairs = [p.rsplit("=", 1) for p in os.environ.get("COALESCE_CONTRACTOR_TOKENS", "").split(",") if "=" in p]
-    return {url.strip(): token.strip() for url, token in pairs}
 
 
 def client_serve(args: argparse.Namespace) -> int:
     from client_agent.api import create_app as create_client_app
     from client_agent.build import build_service
+    from client_agent.gold import load_file, load_items
+    from client_agent.quality import QualityConfig
     from client_agent.service import ClientConfig
+    from coalesce.datagen import gold_bank
 
     with ExitStack() as stack:
         llm = openai_settings_from_env() or _embedded_llm(stack)
@@ -105,10 +107,23 @@ def client_serve(args: argparse.Namespace) -> int:
             strategy=args.strategy,
             allow_private_contractors=args.allow_private_contractors,
             trusted_attestors=frozenset(args.trust_attestor),
-            contractor_tokens=_contractor_tokens(),
+            contractor_tokens=contractor_tokens_from_env(),
+            quality=QualityConfig(
+                probes=not args.no_probes,
+                probe_budget_share=args.probe_budget_share,
+                agreement_rate=args.agreement_rate,
+            ),
         )
         skills = [s.strip() for s in args.local_skills.split(",") if s.strip()] if args.local_skills else None
-        service = build_service(args.db, llm, config, contractors=args.contractor, skills=skills)
+        try:
+            gold = [item for path in args.gold for item in load_file(path)] if args.gold else None
+        except ValueError as error:
+            raise SystemExit(f"coalesce client serve: {error}") from None
+        if gold is None:
+            gold = load_items(gold_bank())
+        service = build_service(
+            args.db, llm, config, contractors=args.contractor, skills=skills, judge=judge_settings_from_env(), gold=gold
+        )
         sock = bind_socket(args.host, args.port)
         url = public_url(sock)
         app = create_client_app(service, _api_keys(args), results_dir=args.results)
@@ -286,6 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="the key id (JWK thumbprint) of an attestor whose skill certificates count (repeatable)",
     )
     client_server.add_argument("--results", type=Path, help="a simulator results folder to show on the dashboard")
+    client_server.add_argument(
+        "--gold",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a JSON file of known-answer items for probes (repeatable; default: the generated bank, 60 per skill)",
+    )
+    client_server.add_argument("--no-probes", action="store_true", help="send no gold probes")
+    client_server.add_argument(
+        "--probe-budget-share", type=float, default=0.25, help="probes cost at most this share of all spending"
+    )
+    client_server.add_argument(
+        "--agreement-rate", type=float, default=0.1, help="the share of label and number subtasks sent to 2-3 agents"
+    )
     _auth_arguments(client_server)
     client_server.set_defaults(run=client_serve)
 

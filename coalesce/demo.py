@@ -8,6 +8,7 @@ subtask it did not deliver verified. All-local is the same count for the client 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -62,7 +63,8 @@ class Row:
 
     @property
     def lost_usd(self) -> float:
-        return 0.0 if self.verified else VALUE_USD[self.kind]
+        """The value a wrong or missing answer loses: all of it undelivered, the ungraded share delivered."""
+        return VALUE_USD[self.kind] * (1.0 - self.grade)
 
 
 def graded_rows(result: dict[str, Any], cases: list[Case]) -> list[Row]:
@@ -116,40 +118,76 @@ def print_rows(rows: list[Row], names: dict[str, str], out: Callable[[str], None
         out(f"      why: {row.reason[:150]}")
 
 
-def all_local_usd(rows: list[Row], local_skills: set[str]) -> float:
-    """The client doing everything itself: its estimated internal cost where it has a worker, the subtask's value
-    where it has none (it cannot deliver)."""
-    return sum(r.local_estimate_usd if r.kind in local_skills else VALUE_USD[r.kind] for r in rows)
+@dataclass(frozen=True)
+class Totals:
+    """One run of the demo set, counted honestly: what was spent, what wrong or missing answers lost (their value
+    times the share the ground truth says is wrong), and the cost of each correct answer."""
+
+    label: str
+    subtasks: int
+    spent_usd: float
+    lost_usd: float
+    correct: float  # the sum of the grades: how many answers were right
+    seconds: float
+    rows: tuple[Row, ...] = ()
+
+    @property
+    def total_usd(self) -> float:
+        return self.spent_usd + self.lost_usd
+
+    @property
+    def quality(self) -> float:
+        return self.correct / self.subtasks if self.subtasks else 0.0
+
+    @property
+    def cost_per_correct_usd(self) -> float:
+        return self.spent_usd / self.correct if self.correct else math.inf
+
+    def line(self) -> str:
+        return (
+            f"  {self.label:<28} spent ${self.spent_usd:>9.5f}  quality {self.quality:.2f}  "
+            f"value lost ${self.lost_usd:>7.3f}  total ${self.total_usd:>8.4f}  "
+            f"per correct answer ${self.cost_per_correct_usd:.5f}  ({self.seconds:.0f} s)"
+        )
 
 
-def demo(client_url: str, out: Callable[[str], None] = print) -> list[Row]:
+def totals(label: str, rows: list[Row], seconds: float) -> Totals:
+    spent, lost, correct = sum(r.actual_usd for r in rows), sum(r.lost_usd for r in rows), sum(r.grade for r in rows)
+    return Totals(label, len(rows), spent, lost, correct, seconds, tuple(rows))
+
+
+def run_demo_set(http: httpx.Client, names: dict[str, str], strategy: str | None, out: Callable[[str], None]) -> Totals:
+    """Every demo task through the client (`strategy` overrides its own), printed and graded."""
+    everything: list[Row] = []
+    started = time.perf_counter()
+    for kind, body, cases in demo_tasks():
+        out(f"\n{kind}: {len(cases)} subtasks" + (f" ({strategy})" if strategy else ""))
+        began = time.perf_counter()
+        rows = graded_rows(run_task(http, {**body, "strategy": strategy} if strategy else body), cases)
+        print_rows(rows, names, out)
+        out(f"  ({time.perf_counter() - began:.1f} s)")
+        everything.extend(rows)
+    return totals(strategy or "the market", everything, time.perf_counter() - started)
+
+
+def demo(client_url: str, out: Callable[[str], None] = print) -> tuple[Totals, Totals]:
+    """The demo set through the market, then the same set all-local on the same client (its own model and its
+    own compute): both graded against the ground truth and counted the same way."""
     with httpx.Client(base_url=client_url, timeout=60) as http:
         names = {c["id"]: c["name"] for c in http.get("/v1/contractors").json()["contractors"]}
         names["local"] = "the client itself"
-        local_skills = set(http.get("/health").json().get("localSkills", []))
-        everything: list[Row] = []
-        for kind, body, cases in demo_tasks():
-            out(f"\n{kind}: {len(cases)} subtasks")
-            started = time.perf_counter()
-            rows = graded_rows(run_task(http, body), cases)
-            print_rows(rows, names, out)
-            out(f"  ({time.perf_counter() - started:.1f} s)")
-            everything.extend(rows)
+        market = run_demo_set(http, names, None, out)
+        alone = run_demo_set(http, names, "local-only", out)
         ledger = http.get("/v1/ledger").json()
-    spent = sum(r.actual_usd for r in everything)
-    lost = sum(r.lost_usd for r in everything)
-    local = all_local_usd(everything, local_skills)
-    out(
-        f"\n{len(everything)} subtasks: {sum(r.verified for r in everything)} verified, "
-        f"{sum(r.action == 'outsource' for r in everything)} outsourced, "
-        f"mean ground-truth grade {statistics.fmean(r.grade for r in everything):.2f}"
-    )
-    out(f"spent ${spent:.5f} + value not delivered ${lost:.2f} = ${spent + lost:.5f}")
-    out(f"all-local (the client alone, local skills {sorted(local_skills)}): ${local:.5f}")
-    if local > 0:
-        out(f"saving against all-local: {(local - spent - lost) / local:.1%}")
+        stats = http.get("/v1/stats").json()
+    out("\nboth runs graded against the ground truth (value lost = value × the share of the answer that is wrong):")
+    out(market.line())
+    out(alone.line())
+    if alone.total_usd > 0:
+        out(f"  saving against all-local, measured: {1 - market.total_usd / alone.total_usd:.1%} of the total cost")
+    out(f"  spent on gold probes besides: ${stats['probeUsd']:.5f} ({stats['spend']['probes']} probes)")
     out(f"ledger balances: {json.dumps({k: round(v, 6) for k, v in ledger['balances'].items()})}")
-    return everything
+    return market, alone
 
 
 # ---------------------------------------------------------------- the validation run

@@ -31,7 +31,6 @@ CONTRACTOR_CARDS = (
     "quantum_optimisation",
 )
 # The market's client is an LLM agent: it writes and reads text itself, and hires for numbers.
-CLIENT_LOCAL_SKILLS = ("financial-document-analysis", "sentiment-analysis", "llm")
 STATE_FILE = "market.json"
 URL_LINE = re.compile(r"at (http://[\w.\-]+:\d+/(?:v1)?)")
 
@@ -62,8 +61,6 @@ def market_services(cards_dir: str = "agent_cards", strategy: str = "thompson") 
             "--strategy",
             strategy,
             "--allow-private-contractors",
-            "--local-skills",
-            ",".join(CLIENT_LOCAL_SKILLS),
         ),
     )
     return [ServiceSpec("llm", ("llm", "serve")), *contractors, client]

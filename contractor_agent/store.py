@@ -4,7 +4,7 @@ that a restart loses no task: finished ones stay answerable, unfinished ones end
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -27,7 +27,23 @@ tasks = Table(
 )
 
 
-class TaskStore:
+class TaskStore(Protocol):
+    """Where a contractor's tasks persist. `save` is durable when it returns (a task is written before its new state
+    is announced); `load` gives the newest `limit` tasks, oldest first, as rows of `id`, `skill`, `dialect`, `task`
+    (the task as JSON) and `push_configs`; `forget` drops a task; `close` is called once, at the end."""
+
+    def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any]) -> None: ...
+
+    def load(self, limit: int) -> list[dict[str, Any]]: ...
+
+    def forget(self, task_id: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SqlTaskStore:
+    """The tasks in a database: an SQLite file in WAL mode, or PostgreSQL by URL."""
+
     def __init__(self, url: str) -> None:
         self.engine = open_database(url, metadata)
         self._upsert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert

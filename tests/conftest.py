@@ -22,6 +22,7 @@ from hypothesis import settings
 
 from client_agent.api import create_app as create_client_app
 from client_agent.build import local_workers
+from client_agent.gold import GoldItem
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
 from contractor_agent.admission import Limits
@@ -254,16 +255,21 @@ def make_client(tmp_path, embedder, local_llm) -> Iterator:
         db: str | None = None,
         api_keys: ApiKeys | None = None,
         results_dir: Path | None = None,
+        gold: list[GoldItem] | None = None,
+        workers: dict[str, Worker] | None = None,
         **config: Any,
     ) -> Client:
-        workers = local_workers(local_llm)
+        """`workers`: the client's own workers (default: all it has, or those of `own_skills`); `gold`: items for
+        probes (default: none, so that no test pays for probes it does not ask for)."""
+        if workers is None:
+            workers = local_workers(local_llm)
         if own_skills is not None:
             workers = {skill: w for skill, w in workers.items() if skill in own_skills}
         settings = ClientConfig(
             **{"strategy": strategy, "hire_timeout_s": 60, "allow_private_contractors": True, **config}
         )
         service = ClientService(
-            Store(db or f"sqlite:///{tmp_path}/client.db"), CachedEmbedder(embedder), workers, settings
+            Store(db or f"sqlite:///{tmp_path}/client.db"), CachedEmbedder(embedder), workers, settings, gold=gold
         )
         client = Client(service, api_keys, results_dir).__enter__()
         clients.append(client)

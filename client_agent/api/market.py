@@ -11,6 +11,8 @@ from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse
 
 from client_agent.api.deps import ERRORS, MAX_POSITION, Client
+from client_agent.errors import Invalid
+from client_agent.gold import GoldItems
 from client_agent.stats import market_stats
 
 router = APIRouter(prefix="/v1", responses=ERRORS)
@@ -18,7 +20,30 @@ router = APIRouter(prefix="/v1", responses=ERRORS)
 
 @router.get("/market")
 async def market(client: Client) -> dict[str, Any]:
-    return {"strategy": client.config.strategy, "contractors": await client.market_view()}
+    """Every agent (the client's own worker as `local`) with its quote, load and, per skill, its competence: the
+    quality estimate, its 90 % interval and the evidence behind it (probes, checks, agreement, feedback)."""
+    return {
+        "strategy": client.config.strategy,
+        "local": client.decider.local_view(),
+        "contractors": await client.market_view(),
+        "gold": client.gold.counts(),
+        "spend": client.quality.spend.wire(),
+    }
+
+
+@router.get("/gold")
+async def gold(client: Client) -> dict[str, Any]:
+    """The gold bank: known-answer items per skill that probes draw from."""
+    return {"bySkill": client.gold.counts(), "total": client.gold.size()}
+
+
+@router.post("/gold", status_code=201)
+async def add_gold(body: GoldItems, client: Client) -> dict[str, Any]:
+    """Add known-answer items (an item id already in the bank is replaced)."""
+    try:
+        return client.add_gold(body.items)
+    except ValueError as error:
+        raise Invalid(str(error)) from None
 
 
 @router.get("/ledger")
@@ -32,7 +57,7 @@ async def ledger(
 
 @router.get("/stats")
 async def stats(client: Client) -> dict[str, Any]:
-    return market_stats(client.store, client.ledger)
+    return market_stats(client.store, client.ledger, client.quality.spend)
 
 
 @router.get("/events")

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from client_agent.api.deps import ERRORS, MAX_POSITION, Client
 from client_agent.errors import Invalid
-from client_agent.models import InputAnswer, TaskAccepted, TaskSubmission
+from client_agent.models import Feedback, InputAnswer, TaskAccepted, TaskSubmission
 from client_agent.state import SubtaskCost, SubtaskState
 
 router = APIRouter(prefix="/v1/tasks", responses=ERRORS)
@@ -102,6 +102,13 @@ async def task_ledger(task_id: str, client: Client) -> dict[str, Any]:
 @router.post("/{task_id}/cancel")
 async def cancel(task_id: str, client: Client) -> dict[str, Any]:
     return {"id": task_id, "status": await client.cancel(task_id)}
+
+
+@router.post("/{task_id}/feedback")
+async def feedback(task_id: str, body: Feedback, client: Client) -> dict[str, Any]:
+    """Grade a delivered subtask (`correct`, or a `grade` in [0, 1]); it moves the competence estimate of the agent
+    that delivered it."""
+    return client.feedback(task_id, body)
 
 
 @router.post("/{task_id}/input", status_code=202)

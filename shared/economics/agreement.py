@@ -68,18 +68,19 @@ def dawid_skene(labels: np.ndarray, classes: int, iterations: int = 50, smoothin
 
 @dataclass(frozen=True)
 class NumberConsensus:
-    value: float  # the median
-    agrees: np.ndarray  # (agents,) bool: within the tolerance of the median
-    decided: bool  # False when two agents disagree: nothing says which is right
+    value: np.ndarray  # the median of each number
+    agrees: np.ndarray  # (agents,) bool: every number within the tolerance of the median
+    decided: bool  # a majority agrees (two agents: both); otherwise nothing says which is right
 
 
 def number_consensus(values: np.ndarray, rel_tol: float, abs_tol: float = 1e-9) -> NumberConsensus:
+    """`values`: (agents,) or (agents, numbers), each agent's answer. An agent agrees when each of its numbers lies
+    within `rel_tol` of that number's median (with two agents, of the other's)."""
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or len(values) < 2 or not np.all(np.isfinite(values)):
-        raise ValueError("a consensus needs two or more finite values")
-    median = float(np.median(values))
-    agrees = np.abs(values - median) <= rel_tol * abs(median) + abs_tol
-    if len(values) == 2 and not agrees.all():
-        agrees = np.abs(values - values[::-1]) <= rel_tol * np.abs(values[::-1]) + abs_tol
-        return NumberConsensus(median, agrees, decided=bool(agrees.all()))
+    values = values[:, None] if values.ndim == 1 else values
+    if values.ndim != 2 or len(values) < 2 or not np.all(np.isfinite(values)):
+        raise ValueError("a consensus needs two or more agents' finite numbers")
+    median = np.median(values, axis=0)
+    reference = values[::-1] if len(values) == 2 else np.broadcast_to(median, values.shape)
+    agrees = np.all(np.abs(values - reference) <= rel_tol * np.abs(reference) + abs_tol, axis=1)
     return NumberConsensus(median, agrees, decided=bool(agrees.sum() * 2 > len(values)))

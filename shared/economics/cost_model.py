@@ -244,3 +244,59 @@ class CostCalibrator:
         # (10) Ĉ_t = λ × C_actual,t−1 + (1 − λ) × Ĉ_t−1, applied to the actual / estimated ratio
         self.factors[key] = self.smoothing * (actual / raw_estimate) + (1.0 - self.smoothing) * previous
         return self.factors[key]
+
+
+@dataclass(frozen=True)
+class Metered:
+    """What the client itself saw of a hire, to bound a contractor's claimed usage: the wall time of the hire and
+    the size of what it sent."""
+
+    seconds: float
+    input_chars: int
+    max_output_tokens: int = 8192
+
+
+CHARGE_ROUNDING_USD = 1e-6  # charges travel rounded to micro-dollars: a difference below this is rounding
+
+
+@dataclass(frozen=True)
+class ChargeCheck:
+    allowed_usd: float  # the most the price list allows for this hire
+    charged_usd: float
+    notes: tuple[str, ...]
+
+    @property
+    def over(self) -> bool:
+        return self.charged_usd > self.allowed_usd + CHARGE_ROUNDING_USD
+
+
+def check_charge(
+    price: Price,
+    max_concurrent: int,
+    max_queued: int,
+    quote_usd: float,
+    charged_usd: float,
+    input_tokens: int,
+    output_tokens: int,
+    compute_seconds: float,
+    metered: Metered,
+) -> ChargeCheck:
+    """A contractor's charge against its card's price list: the quote it wrote, at most the eq. (7) price at full
+    load; plus the usage it claims at the list's per-unit prices, each unit at most what the client saw (compute
+    no longer than the hire took, input tokens no more than the characters sent, output within a bound)."""
+    notes = []
+    ceiling = dynamic_price(price.base_usd, price.surge_alpha, max_concurrent + max_queued + 1, 0, max_concurrent)
+    quote = min(max(quote_usd, 0.0), ceiling)
+    if quote_usd > ceiling + 1e-9:
+        notes.append(f"quote {quote_usd:.6f} above the list's full-load price {ceiling:.6f}")
+    seconds = min(max(compute_seconds, 0.0), metered.seconds)
+    if compute_seconds > metered.seconds + 1e-6:
+        notes.append(f"{compute_seconds:.3f} compute seconds claimed in a hire of {metered.seconds:.3f} s")
+    tokens_in = min(max(input_tokens, 0), metered.input_chars + 256)
+    if input_tokens > metered.input_chars + 256:
+        notes.append(f"{input_tokens} input tokens claimed for {metered.input_chars} characters sent")
+    tokens_out = min(max(output_tokens, 0), metered.max_output_tokens)
+    if output_tokens > metered.max_output_tokens:
+        notes.append(f"{output_tokens} output tokens claimed, more than {metered.max_output_tokens}")
+    allowed = quote + usage_charge(price, tokens_in, tokens_out, seconds)
+    return ChargeCheck(round(allowed, 9), charged_usd, tuple(notes))

@@ -29,3 +29,36 @@ def anthropic_settings_from_env() -> LLMSettings | None:
         return None
     model = os.environ.get("COALESCE_ANTHROPIC_MODEL", "claude-3-5-haiku-latest")
     return LLMSettings(model=model, base_url=base_url, api_key=api_key)
+
+
+def judge_settings_from_env() -> LLMSettings | None:
+    """A judge model (COALESCE_JUDGE_BASE_URL / COALESCE_JUDGE_MODEL / COALESCE_JUDGE_API_KEY): configure one only
+    when it is stronger than the workers it judges. None: no judge (the embedded model is never one)."""
+    base_url = os.environ.get("COALESCE_JUDGE_BASE_URL")
+    api_key = os.environ.get("COALESCE_JUDGE_API_KEY")
+    model = os.environ.get("COALESCE_JUDGE_MODEL")
+    if not model or not (base_url or api_key):
+        return None
+    return LLMSettings(model=model, base_url=base_url, api_key=api_key)
+
+
+def api_keys_from_env() -> list[str]:
+    """COALESCE_API_KEYS, comma-separated: a key on a command line shows in the process list, so the environment
+    is the better place."""
+    return [k.strip() for k in os.environ.get("COALESCE_API_KEYS", "").split(",") if k.strip()]
+
+
+def contractor_tokens_from_env() -> dict[str, str]:
+    """COALESCE_CONTRACTOR_TOKENS: `card-url=key` pairs, comma-separated: the keys of secured contractors."""
+    pairs = [p.rsplit("=", 1) for p in os.environ.get("COALESCE_CONTRACTOR_TOKENS", "").split(",") if "=" in p]
+    return {url.strip(): token.strip() for url, token in pairs}
+
+
+def local_model_override() -> str | None:
+    """COALESCE_LOCAL_MODEL: a GGUF file to serve instead of the embedded model."""
+    return os.environ.get("COALESCE_LOCAL_MODEL") or None
+
+
+def compute_backend() -> str:
+    """COALESCE_COMPUTE_BACKEND: numpy, torch or auto (torch with CUDA when a GPU is present)."""
+    return os.environ.get("COALESCE_COMPUTE_BACKEND", "auto")

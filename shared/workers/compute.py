@@ -11,7 +11,6 @@ otherwise; both paths give the same numbers and both are tested on the CPU.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from shared.runtime.settings import compute_backend
 from shared.workers.base import NeedsInput, StatelessWorker, Usage, WorkerError, WorkRequest, WorkResult, data_artifact
 
 MAX_SIMULATIONS = 5_000_000
@@ -73,7 +73,7 @@ class Backend:
 
 
 def choose_backend(preference: str | None = None) -> Backend:
-    preference = (preference or os.environ.get("COALESCE_COMPUTE_BACKEND", "auto")).lower()
+    preference = (preference or compute_backend()).lower()
     if preference == "numpy":
         return Backend("numpy")
     try:

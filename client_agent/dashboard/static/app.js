@@ -72,11 +72,11 @@ const Coalesce = (() => {
     const svg = $("chart");
     svg.replaceChildren();
     if (points.length < 1) return;
-    const series = [{ spentUsd: 0, allLocalUsd: 0 }, ...points]; // both lines start at zero
-    const top = Math.max(...series.map((p) => Math.max(p.spentUsd, p.allLocalUsd)), 1e-9);
+    const series = [{ spentUsd: 0, allLocalEstimateUsd: 0 }, ...points]; // both lines start at zero
+    const top = Math.max(...series.map((p) => Math.max(p.spentUsd, p.allLocalEstimateUsd)), 1e-9);
     const x = (i) => (i / (series.length - 1)) * 790 + 5;
     const y = (v) => 195 - (v / top) * 185;
-    for (const [field, color] of [["allLocalUsd", "#6b7482"], ["spentUsd", "#2563eb"]]) {
+    for (const [field, color] of [["allLocalEstimateUsd", "#6b7482"], ["spentUsd", "#2563eb"]]) {
       const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
       line.setAttribute("points", series.map((p, i) => `${x(i)},${y(p[field])}`).join(" "));
       line.setAttribute("fill", "none");
@@ -91,8 +91,12 @@ const Coalesce = (() => {
     const stats = await api("/v1/stats");
     $("t-subtasks").textContent = stats.subtasks;
     $("t-spent").textContent = money(stats.spentUsd);
-    $("t-local").textContent = money(stats.allLocalUsd);
-    $("t-saving").textContent = share(stats.saving);
+    $("t-probes").textContent = money(stats.probeUsd);
+    $("t-lost").textContent = money(stats.valueLostUsd);
+    const q = stats.quality || {};
+    $("t-quality").textContent = `${share(q.estimated)}; ${q.graded === null ? "-" : share(q.graded)} (${q.gradedSubtasks ?? 0})`;
+    $("t-per-correct").textContent = money(stats.costPerCorrectUsd);
+    $("t-local").textContent = money(stats.allLocalEstimateUsd);
     $("t-outsourced").textContent = share(stats.outsourcingShare);
     $("t-exploration").textContent = share(stats.explorationShare);
     $("t-failures").textContent = stats.failures;
@@ -120,6 +124,33 @@ const Coalesce = (() => {
       cell(row, c.signingKey ? "yes" : "no");
       cell(row, c.endToEnd ? "yes" : "no");
       cell(row, (c.provenSkills || []).join(", ") || "-");
+    }
+    competenceTable([market.local, ...market.contractors]);
+  }
+
+  function competenceTable(agents) {
+    const body = $("competence").tBodies[0];
+    body.replaceChildren();
+    for (const agent of agents) {
+      for (const skill of agent.competence || []) {
+        const row = body.insertRow();
+        row.dataset.agent = agent.id;
+        row.dataset.skill = skill.skill;
+        cell(row, agent.name);
+        cell(row, skill.skill);
+        cell(row, Number(skill.quality).toFixed(3), "num");
+        const [low, high] = skill.interval;
+        const bar = document.createElement("div");
+        bar.className = "interval";
+        const span = document.createElement("span");
+        span.style.left = `${low * 100}%`;
+        span.style.width = `${Math.max((high - low) * 100, 1)}%`;
+        span.title = `${low.toFixed(3)} to ${high.toFixed(3)}`;
+        bar.appendChild(span);
+        row.insertCell().appendChild(bar);
+        const evidence = Object.entries(skill.evidence || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+        cell(row, evidence || "none yet");
+      }
     }
   }
 

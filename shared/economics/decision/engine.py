@@ -151,14 +151,20 @@ class DecisionEngine:
             decision.topsis_score = float(choice.score[0])
             decision.expected_external_cost = float(choice.cost[0])
         decision.exploration_cost = self.exploration_cost(problem, index)
+        if choice.local_cost is not None:
+            decision.local_cost_estimated = float(choice.local_cost[0])
         return decision
 
-    def observe(self, decision: Decision, success: bool, actual_cost: float, at: float) -> None:
-        """Feed back how a hire went: reputation, the record behind eq. (18), and the learned weights."""
+    def observe(
+        self, decision: Decision, success: bool, actual_cost: float, at: float, record_quality: bool = True
+    ) -> None:
+        """Feed back how a hire went: reputation (unless the caller learns competence from its own signals:
+        `record_quality=False`), the record behind eq. (18), and the learned weights."""
         if decision.action != "outsource" or decision.contractor is None or decision.candidate_index is None:
             return
         contractor = decision.contractor
-        self.reputation.record(contractor, decision.skill or "", success, at)
+        if record_quality:
+            self.reputation.record(contractor, decision.skill or "", success, at)
         self.hires[contractor] = self.hires.get(contractor, 0) + 1
         local = decision.expected_local_cost
         self.good_hires[contractor] = self.good_hires.get(contractor, 0) + int(success and actual_cost <= local)
@@ -254,6 +260,7 @@ class DecisionEngine:
         exploration: np.ndarray | None = None,
         confidence: np.ndarray | None = None,
         estimate: str = "",
+        local_cost: np.ndarray | None = None,
     ) -> Choice:
         """Assemble a Choice, reading score, cost and confidence of the hires from `evaluation`, and settle the
         problems with no eligible candidate (local, or the most compatible contractor when local is impossible)."""
@@ -283,4 +290,5 @@ class DecisionEngine:
             np.where(out, score, np.nan),
             np.where(out, evaluation.matrix[rows, picked, 0], np.nan),
             estimate,
+            local_cost,
         )

@@ -235,6 +235,7 @@ class Choice:
     score: np.ndarray
     cost: np.ndarray
     estimate: str = ""
+    local_cost: np.ndarray | None = None  # the local option's cost under the same estimate, when it has its own
 
     @property
     def outsourced(self) -> np.ndarray:
@@ -254,6 +255,7 @@ class Decision:
     expected_local_cost: float = 0.0
     expected_external_cost: float | None = None
     exploration_cost: float = 0.0  # expected cost of this choice minus that of the best one under posterior means
+    local_cost_estimated: float | None = None  # the local cost under the strategy's estimate (the candidates' too)
     candidate_index: int | None = None  # into the problem's candidates
     evaluation: Evaluation | None = field(default=None, repr=False)
     config: DecisionConfig | None = field(default=None, repr=False)
@@ -275,6 +277,8 @@ class Decision:
             else round(self.expected_external_cost, 6),
             "explorationCostUsd": round(self.exploration_cost, 6),
         }
+        if self.local_cost_estimated is not None:
+            out["estimatedLocalCostUsd"] = round(self.local_cost_estimated, 6)
         if self.config is not None:
             c = self.config
             out["thresholds"] = {

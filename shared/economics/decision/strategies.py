@@ -114,7 +114,8 @@ def _choose_by_estimate(
     pick = best_among(estimated.scores, estimated.eligible & affordable)
     greedy = best_among(evaluation.scores, evaluation.eligible & engine.affordable(problem, evaluation.matrix[..., 0]))
     reason = np.where(pick >= 0, ESTIMATE_HIRE, GUARD_ESTIMATE)
-    return engine.choice(name, estimated, pick, reason, exploration=(pick >= 0) & (pick != greedy), estimate=estimate)
+    exploration = (pick >= 0) & (pick != greedy)
+    return engine.choice(name, estimated, pick, reason, exploration, estimate=estimate, local_cost=local_cost)
 
 
 class UCB1:

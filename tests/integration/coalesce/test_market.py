@@ -126,18 +126,26 @@ def test_market_up_runs_the_demo_set_takes_a_newcomer_and_stops_clean(tmp_path):
             assert "Newcomer Quant" in registered.stdout
 
             lines: list[str] = []
-            rows = demo(client, lines.append)
+            market_run, alone = demo(client, lines.append)
             report = "\n".join(lines)
-            assert len(rows) == 22 and all(r.verified for r in rows), report
+            assert market_run.subtasks == alone.subtasks == 22, report
+            numeric = [
+                r for r in (*market_run.rows, *alone.rows) if r.kind in ("risk-assessment", "portfolio-optimisation")
+            ]
+            assert all(r.verified and r.grade == 1.0 for r in numeric), report  # numbers are checkable: always right
+            assert all(r.action == "local" and r.where == "local" for r in alone.rows), report  # no one else, ever
+            assert "saving against all-local, measured" in report and "per correct answer" in report
             with httpx.Client(base_url=client, timeout=30) as http:
                 contractors = {c["id"]: c["name"] for c in http.get("/v1/contractors").json()["contractors"]}
                 ledger = http.get("/v1/ledger").json()
+                view = http.get("/v1/market").json()
             assert len(contractors) == 7
-            hired = [contractors.get(r.where) for r in rows if r.action == "outsource"]
-            assert "Newcomer Quant" in hired, report  # the cheaper newcomer got work
+            newcomer_id = next(cid for cid, name in contractors.items() if name == "Newcomer Quant")
+            newcomer = next(c for c in view["contractors"] if c["id"] == newcomer_id)
+            assert {c["skill"] for c in newcomer["competence"]} == {"risk-assessment", "portfolio-optimisation"}
+            assert {c["skill"] for c in view["local"]["competence"]} >= {"risk-assessment", "sentiment-analysis"}
             assert sum(ledger["balances"].values()) == pytest.approx(0.0, abs=1e-9)
             assert ledger["balances"]["escrow"] == pytest.approx(0.0, abs=1e-9)
-            assert "saving against all-local" in report
         finally:
             newcomer.send_signal(signal.SIGTERM)
             newcomer.wait(timeout=30)

@@ -43,7 +43,9 @@ def test_dawid_skene_copes_with_sparse_answers_and_rejects_bad_input():
 
 def test_the_median_decides_numbers_and_two_that_differ_decide_nothing():
     three = number_consensus(np.array([100.0, 101.0, 180.0]), rel_tol=0.05)
-    assert three.value == 101.0 and three.agrees.tolist() == [True, True, False] and three.decided
+    assert three.value.tolist() == [101.0] and three.agrees.tolist() == [True, True, False] and three.decided
+    vectors = number_consensus(np.array([[0.5, 0.5], [0.51, 0.49], [0.9, 0.1]]), rel_tol=0.05)
+    assert vectors.agrees.tolist() == [True, True, False] and vectors.decided
     two = number_consensus(np.array([100.0, 180.0]), rel_tol=0.05)
     assert not two.decided and not two.agrees.any()
     same = number_consensus(np.array([100.0, 102.0]), rel_tol=0.05)

@@ -121,3 +121,27 @@ def test_hardware_profile_rejects_nonsense():
     with pytest.raises(ValueError):
         cm.HardwareProfile(peak_flops=0, memory_bytes=1, tdp_watts=1, hw_cost_per_hour=1)
     assert math.isfinite(cm.internal_cost(cm.TaskProfile(flops=0), GPU).total)
+
+
+def test_a_charge_is_checked_against_the_price_list_and_what_the_client_measured():
+    from shared.a2a.models import Price
+    from shared.economics.cost_model import Metered, check_charge
+
+    price = Price(base_usd=0.01, per_1k_output_tokens_usd=0.002, per_compute_second_usd=0.001, surge_alpha=0.5)
+    metered = Metered(seconds=2.0, input_chars=400)
+    honest = check_charge(price, 4, 8, 0.01, 0.01 + 0.002 + 0.0015, 100, 1000, 1.5, metered)
+    assert not honest.over and honest.notes == ()
+    padded = check_charge(price, 4, 8, 0.01, 5.0, 100, 1000, 1e6, metered)  # a million compute seconds in 2 s
+    assert padded.over and padded.allowed_usd == pytest.approx(0.01 + 0.002 + 0.002)
+    assert "compute seconds" in padded.notes[0]
+    greedy_quote = check_charge(price, 4, 8, 1.0, 1.0, 0, 0, 0.0, metered)  # above eq. (7) at full load
+    assert greedy_quote.over and greedy_quote.allowed_usd == pytest.approx(0.01 * (1 + 0.5 * 13 / 4))
+    tokens = check_charge(price, 4, 8, 0.01, 1.0, 10**9, 10**9, 0.0, metered)
+    assert tokens.over and len(tokens.notes) == 2
+
+
+def test_calibration_converges_to_the_true_ratio_when_fed_raw_estimates():
+    calibrator = cm.CostCalibrator(0.2)
+    for _ in range(60):  # a contractor that charges four times its quote, every time
+        calibrator.observe("c", 0.01, 0.04)
+    assert calibrator.factors["c"] == pytest.approx(4.0, rel=1e-3)

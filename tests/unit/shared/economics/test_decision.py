@@ -334,3 +334,25 @@ def test_a_batch_decides_each_problem_as_if_alone(batch, n, seed, name):
         assert alone.hire[0] == together.hire[row]
         assert alone.reason[0] == together.reason[row]
         np.testing.assert_allclose(alone.cost[0], together.cost[row])
+
+
+def test_thompson_explores_a_local_worker_it_knows_little_of_and_settles_once_it_knows():
+    """The local option is learnt like any contractor's: with no evidence its quality is sampled too, so an
+    unknown local worker gets tried; once it is known to be good it keeps the work it does cheaper."""
+
+    def local_share(a: float, b: float) -> float:
+        engine = DecisionEngine(make_strategy("thompson"), DecisionConfig(), seed=3)
+        for _ in range(20):  # the contractor is known good: twenty right answers
+            engine.reputation.record("known", "skill", True, 0.0)
+        picks = []
+        for _ in range(300):
+            local = LocalOption(cost_usd=0.0, latency_s=1.0, p_failure=b / (a + b), quality_a=a, quality_b=b)
+            rows = offers(("known", 0.9, 0.5, 1.0))
+            decided = Problem(
+                value_usd=10.0, value_at_stake=10.0, local=local, candidates=engine.candidates(rows, TASK, 0.0)
+            )
+            picks.append(engine.decide(decided).action == "local")
+        return sum(picks) / len(picks)
+
+    assert 0.1 < local_share(1.0, 1.0) < 0.9  # unknown: sometimes tried
+    assert local_share(40.0, 1.0) > 0.9  # known good and cheaper: it keeps the work
