@@ -13,11 +13,9 @@ over the same N candidates. When an item is answered by several agents, Dawid-Sk
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
+from decision_speed import timed
 
 from shared.economics.agreement import dawid_skene
 from shared.economics.cost_model import Offer, TaskProfile
@@ -25,15 +23,6 @@ from shared.economics.decision.engine import DecisionEngine
 from shared.economics.decision.problem import CandidateOffer, LocalOption, Problem
 from shared.economics.decision.strategies import make_strategy
 from shared.economics.reputation import ReputationBook
-
-
-def timed(function: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -103,8 +103,9 @@ class Prober:
             contractor = self.hirer.market.registry.get(agent)
             if contractor is None:
                 return
-            price = deliberation.offers[agent].price_usd
-            outcome = await self.hirer.hire(probe, 1, contractor, skill, price, price * self.hirer.reserve_factor)
+            price, raw = deliberation.offers[agent].price_usd, deliberation.raw_prices[agent]
+            reserve = price * self.hirer.reserve_factor
+            outcome = await self.hirer.hire(probe, 1, contractor, skill, price, reserve, raw)
         if outcome.busy_s is not None:
             return  # full, not wrong: no evidence
         score = grade(expect, outcome.artifacts) if outcome.ok else 0.0

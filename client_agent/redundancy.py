@@ -97,8 +97,8 @@ class Redundancy:
         contractor = self.hirer.market.registry.get(agent)
         if contractor is None:
             return Outcome(False, agent, "the contractor left the market")
-        price = deliberation.offers[agent].price_usd
-        return await self.hirer.hire(run, attempt, contractor, run.spec.skill, price, budget)
+        price, raw = deliberation.offers[agent].price_usd, deliberation.raw_prices[agent]
+        return await self.hirer.hire(run, attempt, contractor, run.spec.skill, price, budget, raw)
 
     def _labels(self, run: SubtaskRun, skill: str, answers: list[Answer]) -> Answer:
         labels = run.spec.verification.labels or []

@@ -251,6 +251,8 @@ class TaskRunner:
         """What one attempt says of the agent's competence (see `client_agent.quality`), and what it cost."""
         skill = run.spec.skill or "llm"
         self.quality.spend.work_usd += outcome.cost_usd
+        if outcome.where != LOCAL and self.decider.market.registry.get(outcome.where) is None:
+            return  # the contractor left the market: nothing to learn of anyone
         verdict = outcome.verdict
         if verdict is None:  # no answer: an error, a timeout, a refusal
             self.quality.record(outcome.where, skill, 0.0, "outcome", run, detail=outcome.reason)

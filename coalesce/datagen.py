@@ -262,12 +262,13 @@ def optimum(mu: np.ndarray, covariance: np.ndarray, starts: int, rng: np.random.
             method="SLSQP",
             bounds=[(0.0, 1.0)] * n,
             constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}],
-            options={"ftol": 1e-12, "maxiter": 500},
+            options={"ftol": 1e-14, "maxiter": 1000},
         )
-        if best is None or found.fun < best.fun:
+        if found.success and (best is None or found.fun < best.fun):
             best = found
-    assert best is not None
-    return np.clip(best.x, 0.0, 1.0) / np.clip(best.x, 0.0, 1.0).sum()
+    if best is None:
+        raise ValueError("SLSQP found no optimum from any start")
+    return np.asarray(best.x)
 
 
 def portfolio_item(rng: np.random.Generator, index: int) -> Item:

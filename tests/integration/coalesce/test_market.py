@@ -141,8 +141,8 @@ def test_market_up_runs_the_demo_set_takes_a_newcomer_and_stops_clean(tmp_path):
                 view = http.get("/v1/market").json()
             assert len(contractors) == 7
             newcomer_id = next(cid for cid, name in contractors.items() if name == "Newcomer Quant")
-            newcomer = next(c for c in view["contractors"] if c["id"] == newcomer_id)
-            assert {c["skill"] for c in newcomer["competence"]} == {"risk-assessment", "portfolio-optimisation"}
+            listed = next(c for c in view["contractors"] if c["id"] == newcomer_id)  # considered, and known per skill
+            assert {c["skill"] for c in listed["competence"]} >= {"risk-assessment", "portfolio-optimisation"}
             assert {c["skill"] for c in view["local"]["competence"]} >= {"risk-assessment", "sentiment-analysis"}
             assert sum(ledger["balances"].values()) == pytest.approx(0.0, abs=1e-9)
             assert ledger["balances"]["escrow"] == pytest.approx(0.0, abs=1e-9)
