@@ -31,9 +31,7 @@ def main() -> int:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     task = TaskProfile(flops=1e12, value_usd=1.0)
-    print(
-        "\n| agents | UCB1 decision ms | + posteriors ms | + competence record ms | + probe choice ms | share added |"
-    )
+    print("\n| agents | UCB1 decision ms | candidate arrays ms | competence record ms | probe choice ms | added |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in (3, 10, 100, 1_000):
         book = ReputationBook()

@@ -193,8 +193,9 @@ def demo(client_url: str, out: Callable[[str], None] = print) -> tuple[Totals, T
 # ---------------------------------------------------------------- the validation run
 
 
-def run_workload(client_url: str, tasks: int, concurrency: int) -> tuple[list[Row], list[float]]:
-    """`tasks` tasks (one subtask of each type each), `concurrency` at a time; rows and task wall times."""
+def run_workload(client_url: str, tasks: int, concurrency: int) -> tuple[list[Row], list[float], float]:
+    """`tasks` tasks (one subtask of each type each), `concurrency` at a time; rows, task wall times, and what the
+    client spent on gold probes meanwhile (learning is spending too)."""
     with httpx.Client(base_url=client_url, timeout=60) as http:
 
         def one(index: int) -> tuple[list[Row], float]:
@@ -205,13 +206,16 @@ def run_workload(client_url: str, tasks: int, concurrency: int) -> tuple[list[Ro
 
         with ThreadPoolExecutor(concurrency) as pool:
             results = list(pool.map(one, range(tasks)))
-    return [r for rows, _ in results for r in rows], [seconds for _, seconds in results]
+        time.sleep(2.0)  # the last probes settle
+        probes = float(http.get("/v1/stats").json()["probeUsd"])
+    return [r for rows, _ in results for r in rows], [seconds for _, seconds in results], probes
 
 
-def summary(strategy: str, rows: list[Row], task_seconds: list[float]) -> dict[str, Any]:
+def summary(strategy: str, rows: list[Row], task_seconds: list[float], probe_usd: float = 0.0) -> dict[str, Any]:
     n = len(rows)
-    spent = sum(r.actual_usd for r in rows)
+    spent = sum(r.actual_usd for r in rows) + probe_usd
     lost = sum(r.lost_usd for r in rows)
+    correct = sum(r.grade for r in rows)
     delivered = [r for r in rows if r.verified]
     per_type = {
         kind: round(statistics.fmean([r.grade for r in rows if r.kind == kind] or [0.0]), 3) for kind in TASK_TYPES
@@ -223,7 +227,10 @@ def summary(strategy: str, rows: list[Row], task_seconds: list[float]) -> dict[s
         "outsourcing_rate": round(sum(r.action == "outsource" for r in rows) / n, 4),
         "exploration_rate": round(sum(r.exploration for r in rows) / n, 4),
         "spent_usd": round(spent, 6),
+        "probe_usd": round(probe_usd, 6),
         "value_lost_usd": round(lost, 4),
+        "correct": round(correct, 3),
+        "cost_per_correct_usd": round(spent / correct, 6) if correct else None,
         "effective_cost_usd": round(spent + lost, 6),
         "mean_task_seconds": round(statistics.fmean(task_seconds), 3),
         "quality": round(statistics.fmean(r.grade for r in rows), 4),
@@ -243,12 +250,14 @@ def compare(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def report_markdown(summaries: list[dict[str, Any]], command: str, tasks: int) -> str:
     head = (
         "| strategy | cost reduction | time savings | outsourcing | exploration | success | quality (truth) "
-        "| spent $ | value lost $ | mean task s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| spent $ (of it probes) | value lost $ | total $ | $ per correct answer | mean task s |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     body = "".join(
         f"| {s['strategy']} | {s['cost_reduction']:.1%} | {s['time_savings']:.1%} | {s['outsourcing_rate']:.1%} "
         f"| {s['exploration_rate']:.1%} | {s['success_rate']:.1%} | {s['quality']:.2f} | {s['spent_usd']:.4f} "
-        f"| {s['value_lost_usd']:.2f} | {s['mean_task_seconds']:.1f} |\n"
+        f"({s['probe_usd']:.4f}) | {s['value_lost_usd']:.2f} | {s['effective_cost_usd']:.3f} "
+        f"| {s['cost_per_correct_usd'] or float('nan'):.5f} | {s['mean_task_seconds']:.1f} |\n"
         for s in summaries
     )
     types = "| strategy | " + " | ".join(TASK_TYPES) + " |\n|---|" + "---:|" * len(TASK_TYPES) + "\n"
@@ -278,10 +287,10 @@ def validate(market: Any, tasks: int, concurrency: int, out_dir: Path, command: 
         client = market.start_client(args, database, name=f"client-{strategy}")
         try:
             market.wait_ready(client.url)
-            rows, seconds = run_workload(client.url, tasks, concurrency)
+            rows, seconds, probes = run_workload(client.url, tasks, concurrency)
         finally:
             market.stop_process(client)
-        summaries.append(summary(strategy, rows, seconds))
+        summaries.append(summary(strategy, rows, seconds, probes))
         print(json.dumps(summaries[-1]), flush=True)
     compare(summaries)
     out_dir.mkdir(parents=True, exist_ok=True)
