@@ -7,6 +7,7 @@ subtask it did not deliver verified. All-local is the same count for the client 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -177,15 +178,17 @@ def demo(client_url: str, out: Callable[[str], None] = print) -> tuple[Totals, T
         names = {c["id"]: c["name"] for c in http.get("/v1/contractors").json()["contractors"]}
         names["local"] = "the client itself"
         market = run_demo_set(http, names, None, out)
+        time.sleep(2.0)  # the last probes settle
+        stats = http.get("/v1/stats").json()
+        market = dataclasses.replace(market, spent_usd=market.spent_usd + stats["probeUsd"])  # learning is spending
         alone = run_demo_set(http, names, "local-only", out)
         ledger = http.get("/v1/ledger").json()
-        stats = http.get("/v1/stats").json()
     out("\nboth runs graded against the ground truth (value lost = value × the share of the answer that is wrong):")
     out(market.line())
     out(alone.line())
+    out(f"  the market's spend includes ${stats['probeUsd']:.5f} of gold probes ({stats['spend']['probes']} probes)")
     if alone.total_usd > 0:
         out(f"  saving against all-local, measured: {1 - market.total_usd / alone.total_usd:.1%} of the total cost")
-    out(f"  spent on gold probes besides: ${stats['probeUsd']:.5f} ({stats['spend']['probes']} probes)")
     out(f"ledger balances: {json.dumps({k: round(v, 6) for k, v in ledger['balances'].items()})}")
     return market, alone
 
