@@ -20,7 +20,7 @@ from client_agent.hiring import Hirer
 from client_agent.local import LocalWork
 from client_agent.progress import Progress
 from client_agent.quality import Quality
-from client_agent.state import LOCAL, EventKind, SubtaskRun
+from client_agent.state import LOCAL, EventKind, Outcome, SubtaskRun
 from shared.a2a.models import new_id
 from shared.economics.decision.strategies import LocalOnly
 
@@ -54,6 +54,7 @@ class Prober:
         self.progress = progress  # the real subtask's, to record the probe in it
         self.rng = np.random.default_rng(seed)
         self._flight: set[asyncio.Task[None]] = set()
+        self._committed = 0.0  # what the probes in flight may cost
 
     def rate(self, agent: str, skill: str) -> float:
         """The chance of probing `agent` now: high while the book knows little of it, low once it is sure."""
@@ -61,31 +62,31 @@ class Prober:
         return self.config.probe_rate_min + (self.config.probe_rate_max - self.config.probe_rate_min) * unsure
 
     def maybe(self, run: SubtaskRun, deliberation: Deliberation) -> None:
-        """Perhaps start one probe beside `run` (in the background; its result lands in `run`'s record)."""
+        """Perhaps start probes beside `run` (in the background; their results land in `run`'s record): each agent
+        the decision weighed, the least known first, at its rate, at most `probes_per_subtask`, within budget."""
         skill = run.spec.skill
         if not self.config.probes or skill is None or not self.bank.has(skill) or baseline(deliberation):
-            return
-        if len(self._flight) >= self.config.max_probes_in_flight:
             return
         agents = {cid: offer.price_usd for cid, offer in deliberation.offers.items()}
         if self.local.can_do(skill):
             agents[LOCAL] = float(deliberation.problem.local.cost_usd)
-        if not agents:
-            return
-        unsure = {agent: self.quality.deviation(agent, skill) for agent in agents}
-        agent = max(agents, key=lambda a: (unsure[a], self.rng.random()))
-        if self.rng.random() >= self.rate(agent, skill):
-            return
-        cost = agents[agent] * (1.0 if agent == LOCAL else self.hirer.reserve_factor)
-        if cost > self.quality.probe_allowance():
-            return
-        item = self.bank.next(skill, agent)
-        if item is None:
-            return
-        probe = SubtaskRun(f"{PROBE_PREFIX}{new_id()}", new_id(), item.subtask.model_copy(update={"skill": skill}))
-        task = asyncio.create_task(self._probe(run, probe, agent, item.id, item.expect, deliberation))
-        self._flight.add(task)
-        task.add_done_callback(self._flight.discard)
+        order = sorted(agents, key=lambda a: (-self.quality.deviation(a, skill), self.rng.random()))
+        started = 0
+        for agent in order:
+            if started >= self.config.probes_per_subtask or len(self._flight) >= self.config.max_probes_in_flight:
+                return
+            if self.rng.random() >= self.rate(agent, skill):
+                continue
+            cost = agents[agent] * (1.0 if agent == LOCAL else self.hirer.reserve_factor)
+            item = self.bank.next(skill, agent) if cost <= self.quality.probe_allowance() - self._committed else None
+            if item is None:
+                continue
+            probe = SubtaskRun(f"{PROBE_PREFIX}{new_id()}", new_id(), item.subtask.model_copy(update={"skill": skill}))
+            self._committed += cost
+            task = asyncio.create_task(self._probe(run, probe, agent, item.id, item.expect, deliberation, cost))
+            self._flight.add(task)
+            task.add_done_callback(self._flight.discard)
+            started += 1
 
     async def _probe(
         self,
@@ -95,17 +96,15 @@ class Prober:
         item_id: str,
         expect: Expectation,
         deliberation: Deliberation,
+        committed: float,
     ) -> None:
+        try:
+            outcome = await self._answer(probe, agent, deliberation)
+        finally:
+            self._committed -= committed
+        if outcome is None:
+            return
         skill = probe.spec.skill or ""
-        if agent == LOCAL:
-            outcome = await self.local.run(probe, 1, deliberation.problem)
-        else:
-            contractor = self.hirer.market.registry.get(agent)
-            if contractor is None:
-                return
-            price, raw = deliberation.offers[agent].price_usd, deliberation.raw_prices[agent]
-            reserve = price * self.hirer.reserve_factor
-            outcome = await self.hirer.hire(probe, 1, contractor, skill, price, reserve, raw)
         if outcome.busy_s is not None:
             return  # full, not wrong: no evidence
         score = grade(expect, outcome.artifacts) if outcome.ok else 0.0
@@ -115,6 +114,17 @@ class Prober:
         self.progress.save(run)
         self.progress.publish(run, EventKind.PROBE, agent=agent, grade=round(score, 4), costUsd=outcome.cost_usd)
         log.info("probe of %s on %s: grade %.2f, $%.6f", agent, skill, score, outcome.cost_usd)
+
+    async def _answer(self, probe: SubtaskRun, agent: str, deliberation: Deliberation) -> Outcome | None:
+        """The agent's answer to the probe, through the same path as real work (None: it left the market)."""
+        if agent == LOCAL:
+            return await self.local.run(probe, 1, deliberation.problem)
+        contractor = self.hirer.market.registry.get(agent)
+        if contractor is None:
+            return None
+        price, raw = deliberation.offers[agent].price_usd, deliberation.raw_prices[agent]
+        reserve = price * self.hirer.reserve_factor
+        return await self.hirer.hire(probe, 1, contractor, probe.spec.skill, price, reserve, raw)
 
     async def close(self) -> None:
         for task in list(self._flight):

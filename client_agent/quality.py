@@ -38,6 +38,7 @@ class QualityConfig:
     probe_rate_max: float = 0.6  # ... and for one it knows nothing of (scaled by the posterior's deviation)
     probe_budget_share: float = 0.25  # probes cost at most this share of all the client has spent ...
     probe_budget_floor_usd: float = 0.05  # ... plus this much (so that a new client can start learning)
+    probes_per_subtask: int = 2  # at most this many probes start beside one subtask
     max_probes_in_flight: int = 4
     agreement_rate: float = 0.1  # the share of label and number subtasks also sent to other agents
     agreement_agents: int = 3  # how many agents answer such an item (the first included)

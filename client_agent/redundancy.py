@@ -111,7 +111,10 @@ class Redundancy:
         for i, row in enumerate(history):
             for agent, given in row.items():
                 matrix[i, agents.index(agent)] = labels.index(given)
-        consensus = dawid_skene(matrix, len(labels))
+        known = [self.quality.competence(agent, skill) for agent in agents]
+        strength = [min(sum(n for s, n in c.sources.items() if s != "agreement"), 50) for c in known]
+        consensus = dawid_skene(matrix, len(labels), known_accuracy=np.array([c.quality for c in known]),
+                                known_strength=np.array(strength, dtype=float))  # fmt: skip
         posterior = consensus.posterior[-1]
         for answer in answers:
             told = said[answer.agent]

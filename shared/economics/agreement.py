@@ -28,8 +28,19 @@ class LabelConsensus:
     confusion: np.ndarray  # (agents, classes, classes): P(agent says l | truth is k) under the one-coin model
 
 
-def dawid_skene(labels: np.ndarray, classes: int, iterations: int = 50, smoothing: float = 1.0) -> LabelConsensus:
-    """`labels`: (items, agents) label indices in [0, classes), MISSING where an agent did not answer an item."""
+def dawid_skene(
+    labels: np.ndarray,
+    classes: int,
+    iterations: int = 50,
+    smoothing: float = 1.0,
+    known_accuracy: np.ndarray | None = None,
+    known_strength: np.ndarray | None = None,
+) -> LabelConsensus:
+    """`labels`: (items, agents) label indices in [0, classes), MISSING where an agent did not answer an item.
+
+    Agreement among two agents cannot say which one is right when they differ; what is known of them from known
+    answers (gold probes, feedback) can: `known_accuracy` (agents,) enters each agent's accuracy as a Beta prior
+    worth `known_strength` (agents,) items. Without it the prior is Beta(2, 1) (agents are better than chance)."""
     labels = np.asarray(labels, dtype=np.int64)
     if labels.ndim != 2 or classes < 2:
         raise ValueError("labels must be (items, agents) with at least two classes")
@@ -45,12 +56,17 @@ def dawid_skene(labels: np.ndarray, classes: int, iterations: int = 50, smoothin
     confusion = np.full((agents, classes, classes), 1.0 / classes)
     accuracy = np.full(agents, 0.7)
     given = np.maximum(answered.sum(axis=0), 1)
+    prior_right, prior_wrong = np.full(agents, 2.0 * smoothing), np.full(agents, smoothing)
+    if known_accuracy is not None and known_strength is not None:
+        strength = np.asarray(known_strength, dtype=np.float64)
+        known = np.clip(np.asarray(known_accuracy, dtype=np.float64), 1e-3, 1 - 1e-3)
+        prior_right = np.where(strength > 0, strength * known, prior_right)
+        prior_wrong = np.where(strength > 0, strength * (1 - known), prior_wrong)
     for _ in range(iterations):
         prior = (posterior.sum(axis=0) + smoothing) / (items + classes * smoothing)
-        # M step: each agent's accuracy, the expected share of its answers that are the true label (a Beta(2, 1)
-        # prior keeps a few items from saying 0 or 1)
+        # M step: each agent's accuracy, the expected share of its answers that are the true label, with its prior
         right = np.einsum("ik,iak->a", posterior, onehot)
-        accuracy = np.clip((right + 2 * smoothing) / (given + 3 * smoothing), 1e-3, 1 - 1e-3)
+        accuracy = np.clip((right + prior_right) / (given + prior_right + prior_wrong), 1e-3, 1 - 1e-3)
         # E step: posterior[i, k] ∝ prior[k] Π_a (accuracy_a if a said k, else (1 − accuracy_a) / (K − 1))
         said = np.log(accuracy)[None, :, None] * onehot
         other = np.log((1 - accuracy) / (classes - 1))[None, :, None] * (answered[:, :, None] & (onehot == 0))

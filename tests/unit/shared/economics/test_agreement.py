@@ -52,3 +52,15 @@ def test_the_median_decides_numbers_and_two_that_differ_decide_nothing():
     assert same.decided and same.agrees.all()
     with pytest.raises(ValueError):
         number_consensus(np.array([1.0]), rel_tol=0.1)
+
+
+def test_what_is_known_of_two_agents_anchors_their_accuracies_on_few_items():
+    known = {"known_accuracy": np.array([0.95, 0.4]), "known_strength": np.array([10, 10])}
+    blind_error, anchored_error = [], []
+    for seed in range(4, 9):  # eight items each: too few for agreement alone
+        _, labels = simulated([0.95, 0.34], items=8, classes=3, seed=seed)
+        blind = dawid_skene(labels, classes=3)
+        anchored = dawid_skene(labels, classes=3, **known)
+        blind_error.append(np.abs(blind.accuracy - [0.95, 0.34]).max())
+        anchored_error.append(np.abs(anchored.accuracy - [0.95, 0.34]).max())
+    assert max(anchored_error) < 0.1 < max(blind_error)
