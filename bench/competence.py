@@ -49,7 +49,7 @@ def main() -> int:
         posteriors = timed(lambda e=engine, o=offers: e.candidates(o, task, 0.0), args.repeat)
         record = timed(lambda b=book: b.competence("a0", "skill", 0.0), args.repeat)
         names = [f"a{i}" for i in range(n)]
-        probe = timed(lambda b=book, a=names: max(a, key=lambda x: b.deviation(x, "skill", 0.0)), args.repeat)
+        probe = timed(lambda b=book, a=names: sorted(a, key=lambda x: -b.deviation(x, "skill", 0.0)), args.repeat)
         added = record + probe  # the candidate arrays were built from the record before competence, too
         print(
             f"| {n} | {decide * 1e3:.3f} | {posteriors * 1e3:.3f} | {record * 1e3:.3f} | {probe * 1e3:.3f} "
