@@ -195,8 +195,8 @@ class Hirer:
     ) -> ChargeCheck:
         """The charge against the card's price list and what the client itself measured of the hire."""
         profile = contractor.card.coalesce
-        usage = billing.get("usage") if isinstance(billing.get("usage"), dict) else {}
-        assert isinstance(usage, dict)
+        claimed = billing.get("usage")
+        usage: dict[str, Any] = claimed if isinstance(claimed, dict) else {}
         if profile is None:  # no price list: what was quoted is all it may charge
             return ChargeCheck(_number(billing.get("quoteUsd")), charged, ("no price list on the card",))
         sent = len(run.spec.description) + len(run.spec.input_text or "") + len(json.dumps(run.spec.input_data or {}))
