@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from client_agent.state import SubtaskRun
+from client_agent.state import Outcome, SubtaskRun
 from shared.economics.reputation import Competence, ReputationBook
 
 WEIGHTS = {"probe": 1.0, "check": 1.0, "agreement": 0.5, "feedback": 2.0, "outcome": 1.0, "charge": 1.0, "judge": 1.0}
@@ -101,6 +101,19 @@ class Quality:
             if detail:
                 signal["detail"] = detail[:300]
             run.state.signals.append(signal)
+
+    def learn(self, run: SubtaskRun, outcome: Outcome) -> None:
+        """What one answered (or unanswered) attempt at `run` says of the agent that made it."""
+        skill, agent = run.spec.skill or "llm", outcome.where
+        verdict = outcome.verdict
+        if verdict is None:  # no answer: an error, a timeout, a refusal
+            self.record(agent, skill, 0.0, "outcome", run, detail=outcome.reason)
+        elif not verdict.passed:
+            self.record(agent, skill, 0.0, "check", run, detail=verdict.reason)
+        elif verdict.graded:
+            self.record(agent, skill, 1.0, "check", run, detail="; ".join(verdict.checks))
+        if outcome.overcharge:
+            self.record(agent, skill, 0.0, "charge", run, detail=outcome.overcharge)
 
     def competence(self, agent: str, skill: str) -> Competence:
         return self.reputation.competence(agent, skill, time.time())

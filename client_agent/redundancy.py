@@ -68,8 +68,10 @@ class Redundancy:
         )
         answers = [first] + [Answer(a, o) for a, o in zip(others, outcomes, strict=True) if o.ok]
         extra_cost = sum(o.cost_usd for o in outcomes)
-        for i, outcome in enumerate(outcomes):
+        for i, (agent, outcome) in enumerate(zip(others, outcomes, strict=True)):
             self.progress.note_attempt(run, attempt + 1 + i, outcome)
+            if outcome.busy_s is None and (agent == LOCAL or self.hirer.market.registry.get(agent) is not None):
+                self.quality.learn(run, outcome)  # its checks say as much as the first answer's did
         self.quality.spend.agreement_usd += extra_cost
         self.quality.spend.agreements += 1
         if len(answers) < 2:

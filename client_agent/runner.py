@@ -249,19 +249,10 @@ class TaskRunner:
 
     def _learn(self, run: SubtaskRun, outcome: Outcome) -> None:
         """What one attempt says of the agent's competence (see `client_agent.quality`), and what it cost."""
-        skill = run.spec.skill or "llm"
         self.quality.spend.work_usd += outcome.cost_usd
         if outcome.where != LOCAL and self.decider.market.registry.get(outcome.where) is None:
             return  # the contractor left the market: nothing to learn of anyone
-        verdict = outcome.verdict
-        if verdict is None:  # no answer: an error, a timeout, a refusal
-            self.quality.record(outcome.where, skill, 0.0, "outcome", run, detail=outcome.reason)
-        elif not verdict.passed:
-            self.quality.record(outcome.where, skill, 0.0, "check", run, detail=verdict.reason)
-        elif verdict.graded:
-            self.quality.record(outcome.where, skill, 1.0, "check", run, detail="; ".join(verdict.checks))
-        if outcome.overcharge:
-            self.quality.record(outcome.where, skill, 0.0, "charge", run, detail=outcome.overcharge)
+        self.quality.learn(run, outcome)
 
     def _record_decision(self, run: SubtaskRun, attempt: int, decision: Decision, local_cost: float) -> None:
         record = decision.record()
