@@ -124,7 +124,7 @@ class Hirer:
         skill: str | None,
         price_usd: float,
         budget: float,
-        raw_price_usd: float | None = None,
+        raw_price_usd: float,
     ) -> Outcome:
         """One hire at the (calibrated) `price_usd`; `raw_price_usd` is the uncalibrated quote plus expected usage,
         what calibration (10) compares the charge with."""
@@ -172,7 +172,7 @@ class Hirer:
         check = self._check_charge(contractor, billing, charged, seconds, run)
         payable = charged if not check.over else check.allowed_usd  # within rounding, the charge stands
         paid = self.ledger.release(run.id, attempt, contractor.id, reserve, payable)
-        self.calibrator.observe(contractor.card.url, raw_price_usd or price_usd, paid)
+        self.calibrator.observe(contractor.card.url, raw_price_usd, paid)
         self.progress.publish(
             run,
             EventKind.SETTLEMENT,

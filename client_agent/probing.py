@@ -56,9 +56,10 @@ class Prober:
         self._flight: set[asyncio.Task[None]] = set()
         self._committed = 0.0  # what the probes in flight may cost
 
-    def rate(self, agent: str, skill: str) -> float:
-        """The chance of probing `agent` now: high while the book knows little of it, low once it is sure."""
-        unsure = min(self.quality.deviation(agent, skill) / UNIFORM_DEVIATION, 1.0)
+    def rate(self, deviation: float) -> float:
+        """The chance of probing an agent whose quality posterior has this deviation: high while the book knows
+        little of it, low once it is sure."""
+        unsure = min(deviation / UNIFORM_DEVIATION, 1.0)
         return self.config.probe_rate_min + (self.config.probe_rate_max - self.config.probe_rate_min) * unsure
 
     def maybe(self, run: SubtaskRun, deliberation: Deliberation) -> None:
@@ -70,12 +71,13 @@ class Prober:
         agents = {cid: offer.price_usd for cid, offer in deliberation.offers.items()}
         if self.local.can_do(skill):
             agents[LOCAL] = float(deliberation.problem.local.cost_usd)
-        order = sorted(agents, key=lambda a: (-self.quality.deviation(a, skill), self.rng.random()))
+        deviation = {agent: self.quality.deviation(agent, skill) for agent in agents}
+        order = sorted(agents, key=lambda a: (-deviation[a], self.rng.random()))
         started = 0
         for agent in order:
             if started >= self.config.probes_per_subtask or len(self._flight) >= self.config.max_probes_in_flight:
                 return
-            if self.rng.random() >= self.rate(agent, skill):
+            if self.rng.random() >= self.rate(deviation[agent]):
                 continue
             cost = agents[agent] * (1.0 if agent == LOCAL else self.hirer.reserve_factor)
             item = self.bank.next(skill, agent) if cost <= self.quality.probe_allowance() - self._committed else None
