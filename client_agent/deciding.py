@@ -217,12 +217,14 @@ class Decider:
 
     @staticmethod
     def expected_usage(contractor: Contractor, profile: TaskProfile) -> float:
-        """The usage charge expected on top of the quote, from the card's per-token prices."""
+        """The usage charge expected on top of the quote, from the card's prices: per token, and per compute
+        second for the card's typical latency."""
         block = contractor.card.coalesce
         if block is None:
             return 0.0
         tokens = profile.flops / (2.0 * LLM_PARAMETERS)
-        return tokens / 2000.0 * (block.price.per_1k_input_tokens_usd + block.price.per_1k_output_tokens_usd)
+        per_token = tokens / 2000.0 * (block.price.per_1k_input_tokens_usd + block.price.per_1k_output_tokens_usd)
+        return per_token + block.price.per_compute_second_usd * block.typical_latency_s
 
     def offer(self, contractor: Contractor, raw_price: float, profile: TaskProfile, sensitivity: str) -> Offer:
         """The contractor's terms: its price (quote plus expected usage) calibrated by what it charged before."""

@@ -35,7 +35,7 @@ from shared.a2a.models import (
     TaskStatusUpdateEvent,
     new_id,
 )
-from shared.economics.cost_model import CHARGE_ROUNDING_USD, ChargeCheck, CostCalibrator, Metered, check_charge
+from shared.economics.cost_model import ChargeCheck, CostCalibrator, Metered, check_charge
 from shared.runtime.observability import A2A_TASK_ID
 from shared.security.channel import Channel, ChannelError, envelope_of
 
@@ -170,8 +170,10 @@ class Hirer:
             return Outcome(False, contractor.id, reason, artifacts, verdict, seconds=seconds)
         charged = _number(billing.get("costUsd"))
         check = self._check_charge(contractor, billing, charged, seconds, run)
-        payable = charged if not check.over else check.allowed_usd  # within rounding, the charge stands
-        paid = self.ledger.release(run.id, attempt, contractor.id, reserve, payable)
+        # the price list is the contract: a charge within it stands (above a reservation estimated too low as well,
+        # which is the client's error, not the contractor's); one above it is paid what the list allows
+        payable = charged if not check.over else check.allowed_usd
+        paid = self.ledger.release(run.id, attempt, contractor.id, reserve, payable, beyond_reservation=True)
         self.calibrator.observe(contractor.card.url, raw_price_usd, paid)
         self.progress.publish(
             run,
@@ -183,7 +185,7 @@ class Hirer:
             allowedUsd=round(check.allowed_usd, 6),
         )
         overcharge = None
-        if check.over or charged > reserve + CHARGE_ROUNDING_USD:
+        if check.over:
             overcharge = f"charged {charged:.6f}, the price list allows {check.allowed_usd:.6f}"
             overcharge += "".join(f"; {note}" for note in check.notes) + f"; paid {paid:.6f}"
             log.warning("contractor %s over-charged: %s", contractor.id, overcharge)

@@ -54,21 +54,32 @@ class Ledger:
         return posted
 
     def release(
-        self, subtask_id: str, attempt: int, contractor_id: str, reserved_usd: float, charged_usd: float
+        self,
+        subtask_id: str,
+        attempt: int,
+        contractor_id: str,
+        reserved_usd: float,
+        charged_usd: float,
+        beyond_reservation: bool = False,
     ) -> float:
-        """Pay the contractor what it charged, capped at the reservation; returns what was paid."""
+        """Pay the contractor what it charged, capped at the reservation unless `beyond_reservation` (a charge the
+        price list allows, above a reservation the client estimated too low: the client pays the rest from its
+        own account); returns what was paid."""
         reserved = micro(reserved_usd)
-        paid = min(max(micro(charged_usd), 0), reserved)
+        paid = max(micro(charged_usd), 0) if beyond_reservation else min(max(micro(charged_usd), 0), reserved)
         postings = [(ESCROW, -reserved), (contractor_account(contractor_id), paid)]
         if reserved - paid:
             postings.append((CLIENT, reserved - paid))
         memo = f"verified delivery by {contractor_id}"
         if micro(charged_usd) > reserved:
-            memo += f"; charged {charged_usd:.6f}, capped at the reservation"
+            memo += (
+                f"; charged {charged_usd:.6f}, " + ("above" if beyond_reservation else "capped at") + " the reservation"
+            )
         posted = self.store.post(new_id(), postings, "release", subtask_id, memo, once=(attempt, "settle"))
         if posted:
+            self.observe("reserved", usd(max(paid - reserved, 0)))  # what the client added to the reservation
             self.observe("released", usd(paid))
-            self.observe("refunded", usd(reserved - paid))
+            self.observe("refunded", usd(max(reserved - paid, 0)))
         return usd(paid) if posted else 0.0
 
     def refund(self, subtask_id: str, attempt: int, reserved_usd: float, reason: str) -> bool:

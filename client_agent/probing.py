@@ -30,6 +30,20 @@ UNIFORM_DEVIATION = math.sqrt(1 / 12)  # the standard deviation of Beta(1, 1): k
 PROBE_PREFIX = "probe-"  # a probe's ledger entries name it so (its run is no stored subtask)
 
 
+async def attempt_by(
+    agent: str, run: SubtaskRun, deliberation: Deliberation, hirer: Hirer, local: LocalWork
+) -> Outcome | None:
+    """`agent`'s answer to `run` (a contractor among the deliberation's offers, or the client's own worker),
+    through the same path as real work, at the offer's price (None: the contractor left the market)."""
+    if agent == LOCAL:
+        return await local.run(run, 1, deliberation.problem)
+    contractor = hirer.market.registry.get(agent)
+    if contractor is None:
+        return None
+    price, raw = deliberation.offers[agent].price_usd, deliberation.raw_prices[agent]
+    return await hirer.hire(run, 1, contractor, run.spec.skill, price, price * hirer.reserve_factor, raw)
+
+
 def baseline(deliberation: Deliberation) -> bool:
     """The all-local baseline hires no one, not even to learn."""
     return deliberation.decision.strategy == LocalOnly.name
@@ -118,15 +132,7 @@ class Prober:
         log.info("probe of %s on %s: grade %.2f, $%.6f", agent, skill, score, outcome.cost_usd)
 
     async def _answer(self, probe: SubtaskRun, agent: str, deliberation: Deliberation) -> Outcome | None:
-        """The agent's answer to the probe, through the same path as real work (None: it left the market)."""
-        if agent == LOCAL:
-            return await self.local.run(probe, 1, deliberation.problem)
-        contractor = self.hirer.market.registry.get(agent)
-        if contractor is None:
-            return None
-        price, raw = deliberation.offers[agent].price_usd, deliberation.raw_prices[agent]
-        reserve = price * self.hirer.reserve_factor
-        return await self.hirer.hire(probe, 1, contractor, probe.spec.skill, price, reserve, raw)
+        return await attempt_by(agent, probe, deliberation, self.hirer, self.local)
 
     async def close(self) -> None:
         for task in list(self._flight):

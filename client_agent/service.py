@@ -20,6 +20,7 @@ from client_agent.hiring import Hirer
 from client_agent.ledger import Ledger
 from client_agent.local import LocalWork
 from client_agent.market import Market
+from client_agent.measuring import Measurement, Measurer
 from client_agent.metrics import ClientMetrics
 from client_agent.models import Feedback, InputAnswer, SubtaskSpec, TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
@@ -161,6 +162,7 @@ class ClientService:
             self.prober,
             redundancy,
         )
+        self.measurer = Measurer(self.decider, hirer, self.local)
         self._refresher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -184,6 +186,10 @@ class ClientService:
             await worker.close()
 
     # ------------------------------------------------------------ contractors and the market
+
+    async def measure(self, spec: SubtaskSpec, value_usd: float) -> list[Measurement]:
+        """`spec` done by every able agent, each through the path real work takes (the validation's recording)."""
+        return await self.measurer.every_agent(spec, value_usd, self.catalogue() + self._local_catalogue())
 
     async def register(self, card_url: str) -> tuple[Contractor, bool]:
         return await self.registry.register(card_url)

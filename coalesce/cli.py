@@ -23,19 +23,20 @@ from shared.runtime.serving import bind_socket, public_url, uvicorn_server
 from shared.runtime.settings import (
     anthropic_settings_from_env,
     api_keys_from_env,
+    completion_settings_from_env,
     contractor_tokens_from_env,
     judge_settings_from_env,
     openai_settings_from_env,
 )
 from shared.security.auth import ApiKeys
-from shared.workers.factory import LLM_KINDS, build_workers, embedded_llm_settings
+from shared.workers.factory import CHAT_KINDS, COMPLETION_KINDS, LLM_KINDS, build_workers, embedded_llm_settings
 from shared.workers.llm import LLMSettings
-from shared.workers.local_model import LocalLLMServer
+from shared.workers.local_model import GEMMA_ALIAS, MODEL_ALIAS, MODELS, LocalLLMServer
 
 
-def _embedded_llm(stack: ExitStack) -> LLMSettings:
-    print("starting the embedded local model (SmolLM2-135M-Instruct on llama.cpp) ...", flush=True)
-    server = stack.enter_context(LocalLLMServer())
+def _embedded_llm(stack: ExitStack, model: str = MODEL_ALIAS) -> LLMSettings:
+    print(f"starting the embedded local model ({model} on llama.cpp) ...", flush=True)
+    server = stack.enter_context(LocalLLMServer(model=model))
     return embedded_llm_settings(server)
 
 
@@ -43,11 +44,15 @@ def contractor_serve(args: argparse.Namespace) -> int:
     card = load_card(args.card)
     kinds = worker_kinds(card, override=args.worker)
     with ExitStack() as stack:
+        needs = set(kinds.values())
         openai_settings = openai_settings_from_env()
-        if openai_settings is None and "llm" in kinds.values():
+        if openai_settings is None and needs & CHAT_KINDS:
             openai_settings = _embedded_llm(stack)
-        anthropic_settings = anthropic_settings_from_env() if "anthropic" in kinds.values() else None
-        workers = build_workers(kinds, openai_settings, anthropic_settings)
+        completion_settings = completion_settings_from_env()
+        if completion_settings is None and needs & COMPLETION_KINDS:
+            completion_settings = _embedded_llm(stack, GEMMA_ALIAS)
+        anthropic_settings = anthropic_settings_from_env() if "anthropic" in needs else None
+        workers = build_workers(kinds, openai_settings, anthropic_settings, completion_settings)
         sock = bind_socket(args.host, args.port)
         url = args.public_url or public_url(sock)
         limits = None
@@ -136,7 +141,7 @@ def client_serve(args: argparse.Namespace) -> int:
 
 
 def llm_serve(args: argparse.Namespace) -> int:
-    with LocalLLMServer(port=args.port, host=args.host) as server:
+    with LocalLLMServer(port=args.port, host=args.host, model=args.model) as server:
         print(f"local model {server.model!r} at {server.base_url} (Ctrl-C stops it)", flush=True)
         threading.Event().wait()
     return 0
@@ -167,7 +172,7 @@ def attest(args: argparse.Namespace) -> int:
 def market_up(args: argparse.Namespace) -> int:
     from coalesce.market import Market, market_table
 
-    print("starting the local market: the embedded model, six contractors, the client ...", flush=True)
+    print("starting the local market: the embedded models, nine contractors, the client ...", flush=True)
     with Market(args.state_dir, strategy=args.strategy, extra_contractors=args.contractor_card) as market:
         print(f"market ready {market.client_url}", flush=True)
         for name, url in market.contractor_urls().items():
@@ -191,7 +196,7 @@ def market_demo(args: argparse.Namespace) -> int:
     if client is not None:
         demo(client)
         return 0
-    print("starting the local market (the embedded model, six contractors, the client) ...", flush=True)
+    print("starting the local market (the embedded models, nine contractors, the client) ...", flush=True)
     with Market(args.state_dir) as market:
         print(f"market ready {market.client_url}", flush=True)
         demo(market.client_url)
@@ -213,12 +218,23 @@ def market_register(args: argparse.Namespace) -> int:
 
 
 def market_validate(args: argparse.Namespace) -> int:
-    from coalesce.demo import validate
-    from coalesce.market import Market
+    from coalesce.datagen import EVALUATION_SIZES
+    from coalesce.validation.run import GOLD_SAMPLE, validate
 
-    command = f"coalesce market validate --tasks {args.tasks} --concurrency {args.concurrency} --out {args.out}"
-    with Market(args.state_dir, with_client=False) as market:
-        validate(market, args.tasks, args.concurrency, args.out, command)
+    scale = args.scale
+    sizes = {skill: max(2, round(n * scale)) for skill, n in EVALUATION_SIZES.items()}
+    gold = {skill: max(2, round(n * scale)) for skill, n in GOLD_SAMPLE.items()}
+    command = "coalesce market validate" + (f" --scale {scale:g}" if scale != 1 else "") + f" --seeds {args.seeds}"
+    validate(
+        args.state_dir,
+        args.out,
+        command,
+        sizes,
+        gold,
+        seeds=args.seeds,
+        live_items=args.live_items,
+        recording_path=args.recording,
+    )
     print((args.out / "results.md").read_text())
     return 0
 
@@ -307,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=Path,
         metavar="FILE",
-        help="a JSON file of known-answer items for probes (repeatable; default: the generated bank, 60 per skill)",
+        help="a JSON file of known-answer items for probes (repeatable; default: the generated bank, 100 per skill)",
     )
     client_server.add_argument("--no-probes", action="store_true", help="send no gold probes")
     client_server.add_argument(
@@ -323,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     llm_server = llm.add_parser("serve", help="serve the embedded model over an OpenAI-compatible API")
     llm_server.add_argument("--host", default="127.0.0.1")
     llm_server.add_argument("--port", type=int, default=None)
+    llm_server.add_argument("--model", default=MODEL_ALIAS, choices=MODELS, help="which embedded model to serve")
     llm_server.set_defaults(run=llm_serve)
 
     sim = commands.add_parser("simulate", help="run the market simulator's experiments")
@@ -340,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     attestation.set_defaults(run=attest)
 
     market = commands.add_parser("market", help="the local market").add_subparsers(dest="action", required=True)
-    up = market.add_parser("up", help="start the embedded model, six contractors and the client; Ctrl-C stops all")
+    up = market.add_parser("up", help="start the embedded models, nine contractors and the client; Ctrl-C stops all")
     up.add_argument("--strategy", default="thompson", choices=LIVE_STRATEGIES)
     up.add_argument("--contractor-card", action="append", default=[], type=Path, help="one more contractor's card")
     up.add_argument("--refresh", type=float, default=5.0, help="seconds between market table updates")
@@ -353,9 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("card_url")
     register.add_argument("--client", help="the client's URL (default: the market up from --state-dir)")
     register.set_defaults(run=market_register)
-    validation = market.add_parser("validate", help="the validation run: every strategy on the same workload")
-    validation.add_argument("--tasks", type=int, default=24, help="tasks per strategy (four subtasks each)")
-    validation.add_argument("--concurrency", type=int, default=4)
+    validation = market.add_parser(
+        "validate", help="every agent on the held-out items, every strategy replayed on that recording, a live check"
+    )
+    validation.add_argument("--scale", type=float, default=1.0, help="the share of the full evaluation set to use")
+    validation.add_argument("--seeds", type=int, default=5, help="seeds per strategy in the replay (at least 3)")
+    validation.add_argument("--live-items", type=int, default=40, help="items of the live check (0: none)")
+    validation.add_argument("--recording", type=Path, help="replay this recording instead of recording again")
     validation.add_argument("--out", type=Path, default=Path("docs/results/validation"))
     validation.set_defaults(run=market_validate)
     for sub in (up, market_demo_parser, register, validation):

@@ -1,10 +1,13 @@
 """Seeded generators of the four task types' items, each with its ground truth and what a right answer contains.
 
-Written for COALESCE (templates and procedures of our own; the facts are invented). Every item is made from a
+Written for COALESCE (templates and procedures of our own; the facts are invented).
+Templates come in two families (even and odd): the gold bank is generated from one, the held-out evaluation
+set from the other. Every item is made from a
 seed, so a bank or a set is reproducible and two seeds give different items: the client's gold probes come from
 one seed, evaluation sets from others, and a probe is never the same text twice for long (numbers, companies and
-wording vary). Hard items are mixed in: negated and hedged headlines, reports with distractor figures (last
-year's revenue, costs) and figures written as billions.
+wording vary). Hard items are mixed in: negated, hedged and mixed headlines ("despite", "no longer", "might"),
+reports whose sentences come in several forms and orders, with distractor figures (last year's revenue, costs,
+cash, debt) and figures written as billions, with a dollar sign or in words.
 
 - sentiment: a financial headline and its label (positive, negative, neutral);
 - documents: a short quarterly report; revenue and net income in millions of US dollars and the outlook's label;
@@ -98,6 +101,8 @@ MONTHS = (
 )
 QUARTERS = ("first", "second", "third", "fourth")
 
+# Templates alternate between two families: the gold bank is written from the even ones, the evaluation sets
+# from the odd ones, so that no agent's competence is measured on the wording it was probed with.
 HEADLINES = {
     "positive": (
         "{co} shares jump {n} percent after record quarterly profit",
@@ -110,6 +115,12 @@ HEADLINES = {
         "Analysts upgrade {co} after a strong quarter",
         "{co} reports its best quarter in a decade",
         "{co} is no longer expected to cut jobs as demand recovers",
+        "Despite a weak market, {co} grows revenue {n} percent",
+        "{co} clears the last regulatory hurdle for its new plant",
+        "Investors cheer as {co} doubles its buyback to {m} million dollars",
+        "{co} margins widen for a {ordinal} straight quarter",
+        "Order intake at {co} hits an all-time high",
+        "{co} did not disappoint: profit up {n} percent",
     ),
     "negative": (
         "{co} shares plunge {n} percent after a profit warning",
@@ -122,6 +133,12 @@ HEADLINES = {
         "{co} revenue edges up but margins collapse",
         "{co} warns that sales will fall {n} percent next year",
         "{co} does not expect a recovery before {month}",
+        "{co} suspends its outlook after a cyberattack",
+        "Rating agency cuts {co} to junk",
+        "{co} might breach its loan covenants, auditors say",
+        "{co} writes down {m} million dollars on its {city} unit",
+        "Shares of {co} sink as its chief executive resigns abruptly",
+        "{co} profit halves on weaker prices",
     ),
     "neutral": (
         "{co} schedules its annual shareholder meeting for {month}",
@@ -134,6 +151,12 @@ HEADLINES = {
         "{co} opens a regional office in {city}",
         "{co} keeps its dividend at last year's level",
         "{co} publishes its regular monthly sales report",
+        "{co} confirms talks with {co2}; no decision has been made",
+        "{co} renames its {city} division",
+        "{co} to present at an industry conference in {month}",
+        "{co} files its annual report with the regulator",
+        "{co} prices a bond at par, as expected",
+        "{co} says its {city} plant will close for {k} days of routine maintenance",
     ),
 }
 
@@ -143,36 +166,101 @@ OUTLOOKS = {
         "The company raised its outlook for the full year.",
         "Executives said the order book has never been stronger.",
         "The board does not expect the recent growth to slow.",
+        "It now sees full-year sales at the top of its range.",
+        "Looking ahead, management sees margins improving further.",
+        "The chief executive said the worst is clearly behind the company.",
+        "Guidance was raised for the second time this year.",
     ),
     "negative": (
         "The company warned that conditions will worsen in the coming months.",
         "Management cut its forecast and expects weaker demand.",
         "Executives do not expect a recovery before next year.",
         "The board said that margins will remain under pressure.",
+        "It withdrew its full-year guidance, citing falling orders.",
+        "Management sees sales shrinking again next quarter.",
+        "The chief executive warned of job cuts if demand does not pick up.",
+        "The company expects another loss in the coming quarter.",
     ),
     "neutral": (
         "The company expects stable business conditions.",
         "Guidance for the year was left unchanged.",
         "Management expects results next quarter to be similar.",
         "The company did not change its outlook.",
+        "It reaffirmed the targets it set in the spring.",
+        "Management gave no new guidance for the year.",
+        "Executives expect the coming quarter to look much like this one.",
+        "The outlook for the full year is unchanged.",
     ),
 }
+REVENUE_SENTENCES = (
+    "{co} reported revenue of {revenue} for the {quarter} quarter.",
+    "Sales at {co} came to {revenue} in the {quarter} quarter.",
+    "In the {quarter} quarter, {co} had revenue of {revenue}.",
+    "{co} said its {quarter}-quarter turnover was {revenue}.",
+    "Revenue for the {quarter} quarter reached {revenue}, {co} said.",
+    "{co} booked sales of {revenue} over the quarter.",
+)
+INCOME_SENTENCES = (
+    ("Net income was {income}.", "The net loss was {income}."),
+    ("The quarter's net profit came to {income}.", "It posted a net loss of {income}."),
+    ("After taxes it earned {income}.", "After taxes it lost {income}."),
+    ("Net income for the period stood at {income}.", "The bottom line showed a loss of {income}."),
+)
+DISTRACTORS = (
+    "A year earlier revenue had been {previous}.",
+    "Operating costs came to {costs}.",
+    "In the same quarter last year sales were {previous}.",
+    "It spent {capex} on new equipment.",
+    "The company has {cash} of cash on hand.",
+    "Debt stood at {debt} at the end of the quarter.",
+)
+ORDINALS = ("second", "third", "fourth", "fifth")
+WORDS_BELOW_20 = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+]  # fmt: skip
+TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+Family = str | None  # "gold" (even templates), "evaluation" (odd ones) or None (all)
+
+
+def in_family(options: tuple[Any, ...], family: Family) -> tuple[Any, ...]:
+    """The templates of a family: the even ones for the gold bank, the odd ones for evaluation."""
+    if family is None:
+        return options
+    return options[{"gold": 0, "evaluation": 1}[family] :: 2]
+
+
+def in_words(number: int) -> str:
+    """A whole number below a million in English words ("two hundred and forty")."""
+    if number < 20:
+        return WORDS_BELOW_20[number]
+    if number < 100:
+        tens, ones = divmod(number, 10)
+        return TENS[tens - 2] + (f"-{WORDS_BELOW_20[ones]}" if ones else "")
+    if number < 1000:
+        hundreds, rest = divmod(number, 100)
+        return f"{WORDS_BELOW_20[hundreds]} hundred" + (f" and {in_words(rest)}" if rest else "")
+    thousands, rest = divmod(number, 1000)
+    return f"{in_words(thousands)} thousand" + (f" {in_words(rest)}" if rest else "")
 
 
 def _company(rng: np.random.Generator) -> str:
     return f"{rng.choice(NAMES)} {rng.choice(TRADES)}"
 
 
-def sentiment_item(rng: np.random.Generator, index: int) -> Item:
+def sentiment_item(rng: np.random.Generator, index: int, family: Family = None) -> Item:
     label = SENTIMENT_LABELS[index % 3]
-    template = str(rng.choice(HEADLINES[label]))
+    template = str(rng.choice(in_family(HEADLINES[label], family)))
     text = template.format(
         co=_company(rng),
+        co2=_company(rng),
         n=int(rng.integers(2, 40)),
         m=int(rng.integers(3, 900)),
         k=int(rng.integers(2, 5)),
         month=rng.choice(MONTHS),
         city=rng.choice(CITIES),
+        ordinal=rng.choice(ORDINALS),
     )
     text = text[0].upper() + text[1:]
     subtask = {
@@ -185,33 +273,45 @@ def sentiment_item(rng: np.random.Generator, index: int) -> Item:
 
 
 def _money(value_musd: float, rng: np.random.Generator) -> str:
-    """A figure as a report writes it: millions, or billions for large ones now and then."""
+    """A figure as a report writes it: millions, billions for large ones now and then, words for some whole
+    ones."""
     if value_musd >= 1000 and rng.random() < 0.5:
         return f"{value_musd / 1000:.2f} billion dollars"
+    if value_musd == int(value_musd) and value_musd < 1000 and rng.random() < 0.5:
+        return f"{in_words(int(value_musd))} million dollars"
+    if rng.random() < 0.2:
+        return f"${value_musd:g} million"
     return f"{value_musd:g} million dollars"
 
 
-def document_item(rng: np.random.Generator, index: int) -> Item:
+def document_item(rng: np.random.Generator, index: int, family: Family = None) -> Item:
     company, outlook = _company(rng), SENTIMENT_LABELS[index % 3]
     revenue = round(float(rng.uniform(40, 3000)), 1)
     if revenue >= 1000:
         revenue = round(revenue / 10) * 10.0  # billions are written with two decimals
+    elif rng.random() < 0.3:
+        revenue = float(round(revenue))  # a whole number, perhaps written in words
     margin = float(rng.uniform(-0.05, 0.2))
     income = round(revenue * margin, 1) or 0.1
     change = int(rng.integers(1, 25))
     previous = round(revenue / (1 + change / 100) if outlook != "negative" else revenue * (1 + change / 100), 1)
-    income_text = (
-        f"Net income was {_money(income, rng)}." if income > 0 else f"The net loss was {_money(-income, rng)}."
+    gain, loss = in_family(INCOME_SENTENCES, family)[int(rng.integers(len(in_family(INCOME_SENTENCES, family))))]
+    income_sentence = (gain if income > 0 else loss).format(income=_money(abs(income), rng))
+    revenue_sentence = str(rng.choice(in_family(REVENUE_SENTENCES, family))).format(
+        co=company, revenue=_money(revenue, rng), quarter=rng.choice(QUARTERS)
     )
-    sentences = [
-        f"{company} reported revenue of {_money(revenue, rng)} for the {rng.choice(QUARTERS)} quarter.",
-        income_text,
-    ]
-    if rng.random() < 0.5:  # a distractor figure
-        sentences.append(f"A year earlier revenue had been {previous:g} million dollars.")
-    if rng.random() < 0.3:
-        sentences.append(f"Operating costs came to {round(revenue - income * 1.3, 1):g} million dollars.")
-    sentences.append(str(rng.choice(OUTLOOKS[outlook])))
+    sentences = [revenue_sentence, income_sentence]
+    figures = {
+        "previous": f"{previous:g} million dollars",
+        "costs": f"{round(revenue - income * 1.3, 1):g} million dollars",
+        "capex": f"{round(revenue * float(rng.uniform(0.02, 0.1)), 1):g} million dollars",
+        "cash": f"{round(revenue * float(rng.uniform(0.1, 0.8)), 1):g} million dollars",
+        "debt": f"{round(revenue * float(rng.uniform(0.2, 1.5)), 1):g} million dollars",
+    }
+    for distractor in in_family(DISTRACTORS, family):  # distractor figures, in random places
+        if rng.random() < 0.3:
+            sentences.insert(int(rng.integers(1, len(sentences) + 1)), distractor.format(**figures))
+    sentences.append(str(rng.choice(in_family(OUTLOOKS[outlook], family))))
     text = " ".join(sentences)
     instruction = (
         "Read this quarterly report. State the revenue and the net income in millions of US dollars, and whether "
@@ -228,7 +328,7 @@ def document_item(rng: np.random.Generator, index: int) -> Item:
     return {"name": company, "subtask": subtask, "truth": truth, "expect": expect}
 
 
-def risk_item(rng: np.random.Generator, index: int) -> Item:
+def risk_item(rng: np.random.Generator, index: int, family: Family = None) -> Item:
     value = float(rng.choice([250_000, 1_000_000, 2_500_000, 5_000_000]))
     horizon = int(rng.choice([1, 5, 10]))
     volatility = float(rng.uniform(0.006, 0.025))
@@ -271,7 +371,7 @@ def optimum(mu: np.ndarray, covariance: np.ndarray, starts: int, rng: np.random.
     return np.asarray(best.x)
 
 
-def portfolio_item(rng: np.random.Generator, index: int) -> Item:
+def portfolio_item(rng: np.random.Generator, index: int, family: Family = None) -> Item:
     n = int(rng.integers(3, 8))
     loadings = rng.normal(size=(n, 3)) * 0.12
     covariance = loadings @ loadings.T + np.diag(rng.uniform(0.005, 0.03, n))
@@ -298,7 +398,7 @@ def portfolio_item(rng: np.random.Generator, index: int) -> Item:
     }
 
 
-GENERATORS: dict[str, Callable[[np.random.Generator, int], Item]] = {
+GENERATORS: dict[str, Callable[[np.random.Generator, int, Family], Item]] = {
     "sentiment-analysis": sentiment_item,
     "financial-document-analysis": document_item,
     "risk-assessment": risk_item,
@@ -306,19 +406,39 @@ GENERATORS: dict[str, Callable[[np.random.Generator, int], Item]] = {
 }
 
 
-def generate(skill: str, count: int, seed: int) -> list[Item]:
-    """`count` items of a task type from `seed` (the same seed, the same items)."""
+def generate(skill: str, count: int, seed: int, family: Family = None) -> list[Item]:
+    """`count` items of a task type from `seed` (the same seed, the same items), from one family's templates."""
     rng = np.random.default_rng([seed, list(GENERATORS).index(skill)])
-    return [{"kind": skill, **GENERATORS[skill](rng, index)} for index in range(count)]
+    return [{"kind": skill, **GENERATORS[skill](rng, index, family)} for index in range(count)]
 
 
-GOLD_SEED = 1_000  # the client's probes; evaluation sets use other seeds
+GOLD_SEED = 1_000  # the client's probes, from the gold family of templates
+EVALUATION_SEED = 2_000  # the held-out evaluation set, from the other family; the client never sees it
+EVALUATION_SIZES = {  # the full held-out evaluation set (the gold bank adds 100 items per type)
+    "sentiment-analysis": 300,
+    "financial-document-analysis": 200,
+    "risk-assessment": 50,
+    "portfolio-optimisation": 50,
+}
 
 
-def gold_bank(per_skill: int = 60, seed: int = GOLD_SEED) -> list[dict[str, Any]]:
+def gold_bank(per_skill: int = 100, seed: int = GOLD_SEED) -> list[dict[str, Any]]:
     """The default gold bank: known-answer items per skill, in the form `client_agent.gold.GoldItem` reads."""
     return [
         {"id": f"gold-{skill}-{seed}-{i}", "skill": skill, "subtask": item["subtask"], "expect": item["expect"]}
         for skill in GENERATORS
-        for i, item in enumerate(generate(skill, per_skill, seed))
+        for i, item in enumerate(generate(skill, per_skill, seed, "gold"))
     ]
+
+
+def evaluation_set(sizes: dict[str, int] | None = None, seed: int = EVALUATION_SEED) -> list[Item]:
+    """The held-out items, every task type interleaved in a fixed order (the stream every strategy sees)."""
+    sizes = sizes or EVALUATION_SIZES
+    streams = {skill: generate(skill, count, seed, "evaluation") for skill, count in sizes.items()}
+    order = np.random.default_rng(seed).permutation([s for s, n in sizes.items() for _ in range(n)])
+    cursor = dict.fromkeys(sizes, 0)
+    items = []
+    for skill in order:
+        items.append({**streams[skill][cursor[skill]], "id": f"eval-{skill}-{cursor[skill]}"})
+        cursor[skill] += 1
+    return items

@@ -1,5 +1,5 @@
-"""`coalesce market demo` and `coalesce market validate`: real tasks of the paper's four types through a running
-market, each answer graded against the data set's ground truth.
+"""`coalesce market demo`: real tasks of the paper's four types through a running market, each answer graded
+against the data set's ground truth.
 
 Money is counted the fair way (see README "The local market"): what the client spent, plus the value of every
 subtask it did not deliver verified. All-local is the same count for the client doing everything itself.
@@ -10,18 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import statistics
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from coalesce.workload import TASK_TYPES, VALUE_USD, Case, case, dataset, grade, task
-from shared.economics.decision.strategies import LIVE_STRATEGIES
+from coalesce.workload import TASK_TYPES, VALUE_USD, Case, case, dataset, grade
 
 DATASET_OF = {
     "financial-document-analysis": "documents",
@@ -191,112 +187,3 @@ def demo(client_url: str, out: Callable[[str], None] = print) -> tuple[Totals, T
         out(f"  saving against all-local, measured: {1 - market.total_usd / alone.total_usd:.1%} of the total cost")
     out(f"ledger balances: {json.dumps({k: round(v, 6) for k, v in ledger['balances'].items()})}")
     return market, alone
-
-
-# ---------------------------------------------------------------- the validation run
-
-
-def run_workload(client_url: str, tasks: int, concurrency: int) -> tuple[list[Row], list[float], float]:
-    """`tasks` tasks (one subtask of each type each), `concurrency` at a time; rows, task wall times, and what the
-    client spent on gold probes meanwhile (learning is spending too)."""
-    with httpx.Client(base_url=client_url, timeout=60) as http:
-
-        def one(index: int) -> tuple[list[Row], float]:
-            body, cases = task(index)
-            started = time.perf_counter()
-            result = run_task(http, body)
-            return graded_rows(result, cases), time.perf_counter() - started
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            results = list(pool.map(one, range(tasks)))
-        time.sleep(2.0)  # the last probes settle
-        probes = float(http.get("/v1/stats").json()["probeUsd"])
-    return [r for rows, _ in results for r in rows], [seconds for _, seconds in results], probes
-
-
-def summary(strategy: str, rows: list[Row], task_seconds: list[float], probe_usd: float = 0.0) -> dict[str, Any]:
-    n = len(rows)
-    spent = sum(r.actual_usd for r in rows) + probe_usd
-    lost = sum(r.lost_usd for r in rows)
-    correct = sum(r.grade for r in rows)
-    delivered = [r for r in rows if r.verified]
-    per_type = {
-        kind: round(statistics.fmean([r.grade for r in rows if r.kind == kind] or [0.0]), 3) for kind in TASK_TYPES
-    }
-    return {
-        "strategy": strategy,
-        "subtasks": n,
-        "success_rate": round(len(delivered) / n, 4),
-        "outsourcing_rate": round(sum(r.action == "outsource" for r in rows) / n, 4),
-        "exploration_rate": round(sum(r.exploration for r in rows) / n, 4),
-        "spent_usd": round(spent, 6),
-        "probe_usd": round(probe_usd, 6),
-        "value_lost_usd": round(lost, 4),
-        "correct": round(correct, 3),
-        "cost_per_correct_usd": round(spent / correct, 6) if correct else None,
-        "effective_cost_usd": round(spent + lost, 6),
-        "mean_task_seconds": round(statistics.fmean(task_seconds), 3),
-        "quality": round(statistics.fmean(r.grade for r in rows), 4),
-        "quality_by_type": per_type,
-    }
-
-
-def compare(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cost reduction and time savings against the all-local run (the first)."""
-    base = summaries[0]
-    for s in summaries:
-        s["cost_reduction"] = round(1 - s["effective_cost_usd"] / base["effective_cost_usd"], 4)
-        s["time_savings"] = round(1 - s["mean_task_seconds"] / base["mean_task_seconds"], 4)
-    return summaries
-
-
-def report_markdown(summaries: list[dict[str, Any]], command: str, tasks: int) -> str:
-    head = (
-        "| strategy | cost reduction | time savings | outsourcing | exploration | success | quality (truth) "
-        "| spent $ (of it probes) | value lost $ | total $ | $ per correct answer | mean task s |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    )
-    body = "".join(
-        f"| {s['strategy']} | {s['cost_reduction']:.1%} | {s['time_savings']:.1%} | {s['outsourcing_rate']:.1%} "
-        f"| {s['exploration_rate']:.1%} | {s['success_rate']:.1%} | {s['quality']:.2f} | {s['spent_usd']:.4f} "
-        f"({s['probe_usd']:.4f}) | {s['value_lost_usd']:.2f} | {s['effective_cost_usd']:.3f} "
-        f"| {s['cost_per_correct_usd'] or float('nan'):.5f} | {s['mean_task_seconds']:.1f} |\n"
-        for s in summaries
-    )
-    types = "| strategy | " + " | ".join(TASK_TYPES) + " |\n|---|" + "---:|" * len(TASK_TYPES) + "\n"
-    types += "".join(
-        f"| {s['strategy']} | " + " | ".join(f"{s['quality_by_type'][k]:.2f}" for k in TASK_TYPES) + " |\n"
-        for s in summaries
-    )
-    return (
-        f"# Validation on the local market\n\nMade by `{command}`: {tasks} tasks per strategy, each with one subtask "
-        "of the four types, on a fresh client (no track record) per strategy, against the same six contractors.\n\n"
-        + head
-        + body
-        + "\nQuality against the data sets' ground truth, by type (delivered and right; 0 when not delivered):\n\n"
-        + types
-    )
-
-
-def validate(market: Any, tasks: int, concurrency: int, out_dir: Path, command: str) -> list[dict[str, Any]]:
-    """Each strategy on a fresh client of the running `market`; the report in `out_dir`."""
-    from coalesce.market import market_services
-
-    summaries = []
-    for strategy in LIVE_STRATEGIES:
-        args = list(next(s for s in market_services(str(market.cards_dir), strategy) if s.name == "client").args)
-        database = market.state_dir / f"validation-{strategy}.db"
-        database.unlink(missing_ok=True)
-        client = market.start_client(args, database, name=f"client-{strategy}")
-        try:
-            market.wait_ready(client.url)
-            rows, seconds, probes = run_workload(client.url, tasks, concurrency)
-        finally:
-            market.stop_process(client)
-        summaries.append(summary(strategy, rows, seconds, probes))
-        print(json.dumps(summaries[-1]), flush=True)
-    compare(summaries)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps({"command": command, "runs": summaries}, indent=2) + "\n")
-    (out_dir / "results.md").write_text(report_markdown(summaries, command, tasks))
-    return summaries

@@ -1,4 +1,4 @@
-"""The local market as processes: the embedded model, the six contractors of `agent_cards/` and the client, each
+"""The local market as processes: the embedded models, the contractors of `agent_cards/` and the client, each
 a `coalesce` command in its own process group (the same commands `docker-compose.yml` runs), stopped together.
 
 `market_services` is the one list of what the market runs; `tests/test_market.py` checks the compose file
@@ -22,17 +22,20 @@ from typing import Any
 import httpx
 
 from shared.runtime.processes import die_with_parent
+from shared.workers.local_model import GEMMA_ALIAS, MODEL_ALIAS
 
 CARDS_DIR = Path(__file__).resolve().parent.parent / "agent_cards"
 CONTRACTOR_CARDS = (
-    "gpu_specialist",
+    "finance_lexicon",  # specialists
+    "document_extractor",
     "cpu_optimised",
-    "budget_provider",
-    "edge_computing",
-    "cloud_services",
     "quantum_optimisation",
+    "gpu_specialist",  # generalists: SmolLM2, Gemma 3 270M, the premium vote and the sloppy tier
+    "edge_computing",
+    "gemma_fewshot",
+    "cloud_services",
+    "budget_provider",
 )
-# The market's client is an LLM agent: it writes and reads text itself, and hires for numbers.
 STATE_FILE = "market.json"
 URL_LINE = re.compile(r"at (http://[\w.\-]+:\d+/(?:v1)?)")
 
@@ -65,7 +68,8 @@ def market_services(cards_dir: str = "agent_cards", strategy: str = "thompson") 
             "--allow-private-contractors",
         ),
     )
-    return [ServiceSpec("llm", ("llm", "serve")), *contractors, client]
+    models = [ServiceSpec("llm", ("llm", "serve")), ServiceSpec("llm-gemma", ("llm", "serve", "--model", GEMMA_ALIAS))]
+    return [*models, *contractors, client]
 
 
 @dataclass
@@ -142,11 +146,13 @@ class Market:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         services = {s.name: s for s in market_services(str(self.cards_dir), self.strategy)}
         llm = self.spawn("llm", "llm", [*services["llm"].args, "--port", "0"])
-        model = re.search(r"local model '([^']+)'", llm.log.read_text())
+        gemma = self.spawn("llm-gemma", "llm", [*services["llm-gemma"].args, "--port", "0"])
         self.llm_env = {
             "COALESCE_LLM_BASE_URL": llm.url,
-            "COALESCE_LLM_MODEL": model.group(1) if model else "local",
+            "COALESCE_LLM_MODEL": MODEL_ALIAS,
             "COALESCE_LLM_SCHEMA_STYLE": "llama.cpp",
+            "COALESCE_COMPLETION_BASE_URL": gemma.url,
+            "COALESCE_COMPLETION_MODEL": GEMMA_ALIAS,
         }
         for card in CONTRACTOR_CARDS:
             name = contractor_service_name(card)

@@ -121,8 +121,9 @@ def grade(kind: str, truth: Any, artifacts: list[dict[str, Any]]) -> float:
     if kind == "financial-document-analysis":
         text = _text(artifacts)
         numbers = _numbers(text)
-        found = [
-            any(math.isclose(n, truth[k], rel_tol=0.005) for n in numbers) for k in ("revenue_musd", "net_income_musd")
+        found = [  # a loss is right stated as a loss: compared by size
+            any(math.isclose(n, abs(truth[k]), rel_tol=0.005) for n in numbers)
+            for k in ("revenue_musd", "net_income_musd")
         ]
         return (sum(found) + (_labels_in(text) == {truth["outlook"]})) / 3
     if kind == "risk-assessment":

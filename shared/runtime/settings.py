@@ -22,6 +22,21 @@ def openai_settings_from_env() -> LLMSettings | None:
     )
 
 
+def completion_settings_from_env() -> LLMSettings | None:
+    """A base model's OpenAI-compatible completion endpoint (COALESCE_COMPLETION_BASE_URL and
+    COALESCE_COMPLETION_MODEL) for few-shot workers; None means: use the embedded Gemma 3 270M."""
+    base_url = os.environ.get("COALESCE_COMPLETION_BASE_URL")
+    if not base_url:
+        return None
+    return LLMSettings(
+        model=os.environ.get("COALESCE_COMPLETION_MODEL", "gemma3-270m"),
+        base_url=base_url,
+        api_key=os.environ.get("COALESCE_COMPLETION_API_KEY"),
+        max_tokens=64,
+        temperature=0.0,
+    )
+
+
 def anthropic_settings_from_env() -> LLMSettings | None:
     api_key = os.environ.get("ANTHROPIC_API_KEY")
     base_url = os.environ.get("COALESCE_ANTHROPIC_BASE_URL")

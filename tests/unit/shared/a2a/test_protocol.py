@@ -30,12 +30,15 @@ from shared.a2a.wire import parse_send, render_event, render_task
 from tests.conftest import CARD_NAMES, CARDS, card_named
 
 
-def test_the_market_has_the_papers_six_contractor_types():
+def test_the_market_has_the_papers_six_contractor_types_and_the_specialists():
     assert CARD_NAMES == [
         "budget_provider",
         "cloud_services",
         "cpu_optimised",
+        "document_extractor",
         "edge_computing",
+        "finance_lexicon",
+        "gemma_fewshot",
         "gpu_specialist",
         "quantum_optimisation",
     ]
