@@ -204,7 +204,14 @@ class Market:
         self.processes.remove(process)
 
     def stop(self) -> None:
+        """Every process group at once: SIGTERM to all, then each waited for within one grace period."""
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
         for process in reversed(list(self.processes)):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
             self.stop_process(process)
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / STATE_FILE).unlink()

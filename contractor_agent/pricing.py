@@ -17,7 +17,7 @@ class Pricing:
         demand = running + waiting + 1
         available = max(0, total - running)
         price = self.price
-        return round(dynamic_price(price.base_usd, price.surge_alpha, demand, available, total, complexity), 6)
+        return round(dynamic_price(price.base_usd, price.surge_alpha, demand, available, total, complexity), 9)
 
     def charge(self, quote: float, usage: Usage) -> float:
         return quote + usage_charge(self.price, usage.input_tokens, usage.output_tokens, usage.compute_seconds)

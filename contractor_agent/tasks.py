@@ -423,11 +423,11 @@ class TaskManager:
         usage = result.usage
         quote = record.task.metadata["coalesce"]["quoteUsd"]
         cost = self.pricing.charge(quote, usage)
-        record.task.metadata["coalesce"].update({"costUsd": round(cost, 6), "usage": usage.wire()})
+        record.task.metadata["coalesce"].update({"costUsd": round(cost, 9), "usage": usage.wire()})
         self.metrics.charged_usd.inc(cost)
         worker = self.workers[record.skill.id].name
         self.metrics.worker_usage(worker, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
-        charged = {"coalesce": {"costUsd": round(cost, 6), "usage": usage.wire()}}
+        charged = {"coalesce": {"costUsd": round(cost, 9), "usage": usage.wire()}}
         artifacts = [a.model_copy(update={"metadata": {**(a.metadata or {}), **charged}}) for a in result.artifacts]
         summary = result.summary or "done"
         if record.channel is not None:  # the artifacts travel as the channel's last envelope

@@ -2,12 +2,15 @@
 
 A learning strategy decides each held-out item in order with the client's own engine (`DecisionEngine`, the
 strategy of `shared.economics.decision.strategies`, a `ReputationBook` of competence and a `CostCalibrator`),
-from what a live client would know at that moment: the calibrated prices, the skill match, and the competence it
-has learnt from its own checks and its gold probes. The chosen agent's recorded answer is what it gets; a failed
+from what a live client would know at that moment: the calibrated prices, the skill match (its performance term
+following the agent's record), and the competence it has learnt from its own checks and its gold probes. The
+chosen agent's recorded answer is what it gets; a failed
 check sends the item to the next choice (at most `MAX_ATTEMPTS` attempts, local work being the last), as the
 live client does. Probes follow the live client's rules (`client_agent.probing`, `client_agent.quality`): the
 least known agents of each decision first, at a rate that falls with the posterior's deviation, at most two per
-item, within a budget of a share of what was spent; each is a recorded answer to a gold item, paid as recorded.
+item, within a budget of a share of what was spent; each is a recorded answer to a gold item, paid as recorded,
+whose grade is known only once its recorded seconds have passed on the stream's clock (the seconds of the work
+decided meanwhile), as the live client's probes come back in the background.
 The replay does not model the live client's agreement rounds (the live run beside it runs without them).
 
 Baselines: `all-local` (the client's own worker on everything), `always-cheapest` and `always-best` (per skill,
@@ -39,6 +42,7 @@ from shared.economics.decision.problem import CandidateOffer, DecisionConfig, Lo
 from shared.economics.decision.strategies import make_strategy
 from shared.economics.decision.weights import MarketSignals
 from shared.economics.reputation import SENSITIVITY_WEIGHT, ReputationBook, security_risk
+from shared.economics.skills import CompatibilityWeights
 
 LEARNING = ("paper-deterministic", "paper-epsilon-greedy", "ucb1", "thompson")
 FIXED = ("all-local", "always-cheapest", "always-best", "random", "oracle")
@@ -183,6 +187,8 @@ class Learner:
         self.now = time.time()
         self.gold = {skill: [i for i in recording.gold if i.skill == skill] for skill in recording.skills()}
         self.gold_cursor: dict[tuple[str, str], int] = {}
+        self.clock = 0.0  # seconds of work so far: a probe's grade is known once its recorded seconds have passed
+        self.pending: list[tuple[float, str, str, float]] = []  # (known at, agent, skill, grade)
 
     def problem(self, item: Item, tried: set[str]) -> tuple[Problem, list[str]]:
         spec = SubtaskSpec.model_validate({**item.subtask, "value_usd": item.value_usd})
@@ -198,7 +204,7 @@ class Learner:
                 verification_usd=VERIFICATION_USD,
                 link=Link(bandwidth_bytes_per_s=12.5e6),
             )
-            offers.append(CandidateOffer(agent, item.skill, a.compatibility, offer))
+            offers.append(CandidateOffer(agent, item.skill, self.compatibility(a, item.skill), offer))
         local = item.attempts.get(LOCAL)
         qa, qb = self.book.posterior(LOCAL, item.skill, self.now)
         recent = sum(self.engine.hires.values())
@@ -225,6 +231,13 @@ class Learner:
             urgency=0.25,
         )
         return problem, [o.contractor for o in offers]
+
+    def compatibility(self, attempt: Attempt, skill: str) -> float:
+        """The skill match (12) as the live client computes it now: the recorded one (made with no track record)
+        with its performance term moved to the agent's reliability so far."""
+        prior = self.book.config.prior_success / (self.book.config.prior_success + self.book.config.prior_failure)
+        performance = self.book.reliability(attempt.agent, skill, self.now)
+        return attempt.compatibility + CompatibilityWeights().performance * (performance - prior)
 
     def learn(self, attempt: Attempt, skill: str) -> None:
         """What the live client learns from an attempt (`client_agent.quality.Quality.learn`)."""
@@ -262,7 +275,7 @@ class Learner:
                 continue
             self.gold_cursor[(agent, skill)] = cursor + 1
             score = answer.grade if answer.passed else 0.0
-            self.book.record(agent, skill, score, self.now, WEIGHTS["probe"], "probe")
+            self.pending.append((self.clock + answer.seconds, agent, skill, score))
             self.result.probe_usd += answer.cost_usd
             self.result.probes += 1
             started += 1
@@ -288,6 +301,15 @@ class Learner:
                 break
         self.result.count(item, tried, final)
         self.now += STEP_S
+        self.clock += sum(a.seconds for a in tried)
+        self.settle_probes()
+
+    def settle_probes(self) -> None:
+        """The probes whose answers have come back by now (the live client's run in the background)."""
+        known = [p for p in self.pending if p[0] <= self.clock]
+        self.pending = [p for p in self.pending if p[0] > self.clock]
+        for _, agent, skill, score in known:
+            self.book.record(agent, skill, score, self.now, WEIGHTS["probe"], "probe")
 
 
 def replay_learning(recording: Recording, strategy: str, seed: int, quality: QualityConfig | None = None) -> Result:

@@ -259,8 +259,8 @@ def cheap_card(name: str):
     """The CPU contractor's card, cheaper and faster: the engine tries it first."""
     card = card_named("cpu_optimised")
     params = dict(card.capabilities.extensions[0].params or {})
-    params["price"] = {**params["price"], "baseUsd": 0.0005}
-    params["typicalLatencyS"] = 0.5
+    params["price"] = {**params["price"], "baseUsd": 0.0000005, "perComputeSecondUsd": 0.00001}
+    params["typicalLatencyS"] = 0.1
     extension = card.capabilities.extensions[0].model_copy(update={"params": params})
     capabilities = card.capabilities.model_copy(update={"extensions": [extension]})
     return card.model_copy(update={"name": name, "capabilities": capabilities})

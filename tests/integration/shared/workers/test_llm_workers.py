@@ -112,12 +112,14 @@ def test_llm_contractor_serves_a_real_task_over_a2a(start_contractor: StartContr
     usage = task["metadata"]["coalesce"]["usage"]
     assert usage["outputTokens"] > 0
     price = card_named("edge_computing").coalesce.price
-    expected = (
+    expected = (  # the quote plus the metered usage at the card's prices
         task["metadata"]["coalesce"]["quoteUsd"]
         + usage["inputTokens"] / 1000 * price.per_1k_input_tokens_usd
         + usage["outputTokens"] / 1000 * price.per_1k_output_tokens_usd
+        + usage["computeSeconds"] * price.per_compute_second_usd
     )
-    assert task["metadata"]["coalesce"]["costUsd"] == pytest.approx(expected, abs=1e-6)
+    assert usage["computeSeconds"] > 0 and price.per_compute_second_usd > 0
+    assert task["metadata"]["coalesce"]["costUsd"] == pytest.approx(expected, rel=1e-3, abs=1e-8)
 
 
 async def test_the_base_model_answers_by_few_shot_completion_and_the_tiers_meter_their_compute(local_llm: LLMSettings):
