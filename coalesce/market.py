@@ -212,7 +212,11 @@ class Market:
         for process in reversed(list(self.processes)):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            self.stop_process(process)
+        for process in list(self.processes):  # whatever is left of each group (a model server child) after the grace
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGKILL)
+            process.popen.wait()
+            self.processes.remove(process)
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / STATE_FILE).unlink()
 
