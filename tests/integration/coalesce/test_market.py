@@ -154,7 +154,7 @@ def test_market_up_runs_the_demo_set_takes_a_newcomer_and_stops_clean(tmp_path):
         table_seen = read_url(market, r"(Newcomer Quant)", timeout=30)  # the live table shows the newcomer
         assert table_seen
         market.send_signal(signal.SIGINT)  # Ctrl-C
-        market.wait(timeout=60)
+        market.communicate(timeout=60)  # read what it still prints, as a terminal would (a full pipe blocks it)
         time.sleep(0.5)
         assert [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
         assert [url for url in urls if not port_free(url)] == []
