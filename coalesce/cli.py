@@ -399,6 +399,8 @@ def _stop(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C stops the command even when it was started from a background job (which inherits SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     configure_logging(args.log_level, args.log_format)
     try:
         return args.run(args)
