@@ -32,6 +32,7 @@ from shared.security.auth import ApiKeys
 from shared.workers.factory import CHAT_KINDS, COMPLETION_KINDS, LLM_KINDS, build_workers, embedded_llm_settings
 from shared.workers.llm import LLMSettings
 from shared.workers.local_model import GEMMA_ALIAS, MODEL_ALIAS, MODELS, LocalLLMServer
+from simulator.experiments import PRESETS
 
 
 def _embedded_llm(stack: ExitStack, model: str = MODEL_ALIAS) -> LLMSettings:
@@ -343,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     llm_server.set_defaults(run=llm_serve)
 
     sim = commands.add_parser("simulate", help="run the market simulator's experiments")
-    sim.add_argument("--preset", required=True, choices=["paper-table1", "reference-market", "sensitivity", "smoke"])
+    sim.add_argument("--preset", required=True, choices=PRESETS)
     sim.add_argument("--out", required=True, help="a folder for results.csv, results.md and the plots")
     sim.add_argument("--runs", type=int, default=20, help="runs per configuration (default 20, as the paper)")
     sim.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core)")

@@ -16,7 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from scipy.stats import t as student
+
 from shared.economics.decision.strategies import STRATEGIES
+from simulator.market import MONEY
 from simulator.run import RunConfig, metrics, regret_series, simulate_runs
 
 OURS = tuple(STRATEGIES)
@@ -40,6 +43,11 @@ COLUMNS = (
     "clients",
     "contractors",
     "days",
+    "deadline_penalty",
+    "quality",
+    "breach_rate",
+    *(f"{name}_usd" for name in MONEY),
+    "total_usd",
 )
 SWEEPS = {
     "epsilon": ("decision", "epsilon", (0.05, 0.1, 0.25)),
@@ -47,6 +55,10 @@ SWEEPS = {
     "beta": ("decision", "market_beta", (0.3, 0.7, 0.9)),
     "alpha": ("decision", "correlation_alpha", (0.1, 0.3, 0.5)),
 }
+PRESETS = ("paper-table1", "local-market", "reference-market", "sensitivity", "smoke")
+SPLIT_SHOWN = ("duration-7d", "penalty-7d", "live-size", "scale-1000c", "reference-7d", "smoke-2d")  # money plots
+BATCH_CELLS = 2_000_000  # clients x contractors of the runs simulated in lock step in one process
+
 # The paper's Table I and text, for the README's side-by-side table (fractions).
 PAPER_CLAIMS = {"cost_reduction": (0.418, 0.105), "time_savings": (0.435, 0.041), "outsourcing_rate": (0.33, None)}
 
@@ -56,7 +68,17 @@ def preset(name: str) -> list[RunConfig]:
     if name == "paper-table1":
         durations = [RunConfig(f"duration-{d}d", days=d) for d in DURATIONS]
         scales = [RunConfig(f"scale-{c}c", clients=c, contractors=2 * c, days=7) for c in SCALES]
-        return durations + scales
+        penalty = RunConfig("penalty-7d", days=7, outcomes={"deadline_penalty": True})  # as scored before
+        return durations + scales + [penalty]
+    if name == "local-market":
+        # the live market's size (one client, each of the nine agents once, ~300 tasks like the validation's
+        # 300 held-out items), then scales it cannot run live
+        return [
+            RunConfig("live-size", market="local-market", clients=1, contractors=9, days=5),
+            RunConfig("scale-10c", market="local-market", clients=10, contractors=90, days=2),
+            RunConfig("scale-100c", market="local-market", clients=100, contractors=900, days=1),
+            RunConfig("scale-1000c", market="local-market", clients=1000, contractors=2000, days=2 / 24),
+        ]
     if name == "reference-market":
         return [RunConfig("reference-7d", market="reference", days=7, strategies=(*OURS, "reference-code"))]
     if name == "sensitivity":
@@ -85,7 +107,7 @@ def preset(name: str) -> list[RunConfig]:
                 strategies=(*OURS, "reference-code"),
             ),
         ]
-    raise ValueError(f"unknown preset {name!r}; known: paper-table1, reference-market, sensitivity, smoke")
+    raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
 
 
 def expand(configs: list[RunConfig], runs: int, base_seed: int = 2025) -> list[RunConfig]:
@@ -108,8 +130,12 @@ def run_all(
     groups: dict[str, list[RunConfig]] = defaultdict(list)
     for config in configs:
         groups[config.name].append(config)
-    # the longest configurations first, so that the pool ends together
-    ordered = sorted(groups.values(), key=lambda g: -g[0].days * g[0].clients * len(g[0].strategies))
+    chunks = []  # runs of one configuration in lock step, as many as memory allows
+    for group in groups.values():
+        size = max(1, BATCH_CELLS // (group[0].clients * group[0].contractors))
+        chunks += [group[i : i + size] for i in range(0, len(group), size)]
+    # the longest first, so that the pool ends together
+    ordered = sorted(chunks, key=lambda g: -len(g) * g[0].days * g[0].clients * g[0].contractors)
     done = 0
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(run_group, group): group for group in ordered}
@@ -121,8 +147,7 @@ def run_all(
             done += len(futures[future])
             if progress is not None:
                 progress(done, len(configs))
-    order = {name: i for i, name in enumerate((*OURS, "reference-code"))}
-    rows.sort(key=lambda r: (_config_order(r["config"]), order.get(r["strategy"], 99), r["run"]))
+    rows.sort(key=lambda r: (_config_order(r["config"]), _strategy_order(r["strategy"]), r["run"]))
     return rows, series
 
 
@@ -141,6 +166,11 @@ def summarise(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, str], tup
     return out
 
 
+def interval(std: float, count: int) -> float:
+    """The half width of the 95 % confidence interval of a mean over `count` runs (Student's t)."""
+    return float(student.ppf(0.975, count - 1) * std / math.sqrt(count)) if count > 1 else float("nan")
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
@@ -150,25 +180,90 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    metrics_shown = ("cost_reduction", "time_savings", "outsourcing_rate", "exploration_rate", "success_rate", "regret")
-    tables = {key: summarise(rows, key) for key in metrics_shown}
+    """A preset's tables: cost reduction per configuration and strategy with its 95 % interval; every rate (mean ±
+    standard deviation over runs); the runs of every configuration pooled; where the money went (USD per task)."""
+    metrics_shown = ("time_savings", "outsourcing_rate", "exploration_rate", "success_rate", "quality", "regret")
+    tables = {key: summarise(rows, key) for key in ("cost_reduction", *metrics_shown)}
+    money = {key: summarise(rows, key) for key in (*(f"{name}_usd" for name in MONEY), "total_usd")}
     configs = sorted({r["config"] for r in rows}, key=_config_order)
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
-    lines = [
-        "| config | strategy | runs | cost reduction | time savings | outsourcing | exploration | success | regret |",
+    pairs = [(c, s) for c in configs for s in strategies if (c, s) in tables["cost_reduction"]]
+    rates = [
+        "| config | strategy | runs | cost reduction [95 % CI] | time savings | outsourcing | exploration "
+        "| hires passing the check | quality | regret |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for config, strategy in pairs:
+        mean, std, runs = tables["cost_reduction"][(config, strategy)]
+        reduction = with_interval(mean, std, runs)
+        cells = []
+        for key in metrics_shown:
+            value, spread, _ = tables[key].get((config, strategy), (float("nan"), 0.0, 0))
+            cells.append("-" if math.isnan(value) else f"{value:.1%} ± {spread:.1%}")
+        rates.append(f"| {config} | {strategy} | {runs} | {reduction} | " + " | ".join(cells) + " |")
+    split = [
+        "| config | strategy | compute | paid | overhead | penalty | value lost | breaches | total |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    for config, strategy in pairs:
+        cells = [f"{money[key][(config, strategy)][0]:.3g}" for key in money]
+        split.append(f"| {config} | {strategy} | " + " | ".join(cells) + " |")
+    return (
+        "Cost reduction against all-local, mean [95 % CI] over runs:\n\n"
+        + pivot(tables["cost_reduction"], configs, strategies)
+        + "\nEvery rate, mean ± standard deviation over runs:\n\n"
+        + "\n".join(rates)
+        + "\n\nOver the runs of every configuration, per market and deadline option:\n\n"
+        + pooled(rows)
+        + "\n\nWhere the money went, mean USD per task (compute: the client's own runs; paid: prices paid to"
+        " contractors; overhead: communication, verification, integration and gold probes; penalty: deadline"
+        " penalties, where the market has them; value lost: wrong answers; breaches: data value × sensitivity):\n\n"
+        + "\n".join(split)
+        + "\n"
+    )
+
+
+def with_interval(mean: float, std: float, runs: int) -> str:
+    """A share with its 95 % confidence interval, when there is one."""
+    half = interval(std, runs)
+    return f"{mean:.1%}" + ("" if math.isnan(half) else f" [{mean - half:.1%}, {mean + half:.1%}]")
+
+
+def pivot(table: dict[tuple[str, str], tuple[float, float, int]], configs: list[str], strategies: list[str]) -> str:
+    """One row per configuration, one column per strategy: mean [95 % CI]."""
+    lines = ["| config | " + " | ".join(strategies) + " |", "| --- |" + " ---: |" * len(strategies)]
     for config in configs:
+        cells = []
         for strategy in strategies:
-            if (config, strategy) not in tables["cost_reduction"]:
-                continue
-            cells = []
-            for key in metrics_shown:
-                mean, std, _ = tables[key].get((config, strategy), (float("nan"), 0.0, 0))
-                cells.append("-" if math.isnan(mean) else f"{mean:.1%} ± {std:.1%}")
-            runs = tables["cost_reduction"][(config, strategy)][2]
-            lines.append(f"| {config} | {strategy} | {runs} | " + " | ".join(cells) + " |")
+            mean, std, runs = table.get((config, strategy), (float("nan"), 0.0, 0))
+            cells.append("-" if math.isnan(mean) else with_interval(mean, std, runs))
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def pooled(rows: list[dict[str, Any]]) -> str:
+    """Per market, deadline option and strategy, mean ± standard deviation over the runs of every configuration."""
+    keys = ("cost_reduction", "time_savings", "outsourcing_rate", "quality", "regret", "total_usd")
+    lines = [
+        "| market | strategy | runs | cost reduction [95 % CI] | time savings | outsourcing | quality "
+        "| regret | USD per task |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    relabelled = [{**r, "config": f"{r['market']}{', deadline penalty' * r['deadline_penalty']}"} for r in rows]
+    tables = {key: summarise(relabelled, key) for key in keys}
+    for market, strategy in sorted(tables["cost_reduction"], key=lambda k: (k[0], _strategy_order(k[1]))):
+        mean, std, runs = tables["cost_reduction"][(market, strategy)]
+        cells = [with_interval(mean, std, runs)]
+        for key in keys[1:]:
+            value, spread, _ = tables[key][(market, strategy)]
+            cells.append(f"{value:.3g} ± {spread:.2g}" if key == "total_usd" else f"{value:.1%} ± {spread:.1%}")
+        lines.append(f"| {market} | {strategy} | {runs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _strategy_order(name: str) -> int:
+    order = (*OURS, "reference-code")
+    return order.index(name) if name in order else len(order)
 
 
 def _config_order(name: str) -> tuple[str, float]:
@@ -188,7 +283,7 @@ def plots(rows: list[dict[str, Any]], series: dict[str, dict[str, list[list[floa
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     for prefix, label, file in (
         ("duration", "simulated days", "cost_by_duration.png"),
-        ("scale", "clients (2 contractors per client)", "cost_by_scale.png"),
+        ("scale", "clients", "cost_by_scale.png"),
     ):
         configs = sorted({c for c, _ in means if c.startswith(prefix + "-")}, key=_config_order)
         if not configs:
@@ -228,7 +323,37 @@ def plots(rows: list[dict[str, Any]], series: dict[str, dict[str, list[list[floa
         figure.savefig(out / "regret_over_time.png", dpi=120)
         plt.close(figure)
         made.append(out / "regret_over_time.png")
+    made.append(money_plot(rows, out / "money_split.png"))
     return made
+
+
+def money_plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Per strategy, the money split of a few configurations as stacked bars (mean USD per task)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = sorted({r["config"] for r in rows}, key=_config_order)
+    shown = [c for c in configs if c in SPLIT_SHOWN] or configs[:1]
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    means = {name: summarise(rows, f"{name}_usd") for name in MONEY}
+    figure, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown) + 1, 4.4), squeeze=False)
+    for axis, config in zip(axes[0], shown, strict=True):
+        bottom = [0.0] * len(strategies)
+        for name in MONEY:
+            heights = [means[name].get((config, s), (0.0, 0.0, 0))[0] for s in strategies]
+            axis.bar(strategies, heights, bottom=bottom, label=name.replace("_", " "))
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+        axis.set_title(config)
+        axis.set_ylabel("USD per task")
+        axis.tick_params(axis="x", labelrotation=60, labelsize=7)
+        axis.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
 
 
 def main(preset_name: str, out: Path, runs: int, workers: int | None = None, quiet: bool = False) -> dict[str, Any]:

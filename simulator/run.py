@@ -2,17 +2,23 @@
 
 Each strategy is the real `shared.economics.decision.engine.DecisionEngine` (the reference code's rule is the
 one exception: it is re-implemented in `simulator.reference` to be compared with ours).
-Each learns only from its own hires: the success or failure of each contractor on each task type, decayed as
-in eq. (14), the record behind eq. (18), and the weights of eq. (13)
-(one gradient step per hour with that hour's outcomes summed).
+Each learns only from its own work: the success or failure of each contractor and of its own worker on each task
+type, decayed as in eq. (14), the record behind eq. (18), and the weights of eq. (13) (one gradient step per hour
+with that hour's outcomes summed).
 
 The runs of one configuration go in lock step: each hour, a strategy decides the tasks of all runs in one batch
 (each run a stream with its own market, record and weights). A run's random decisions (ε, Thompson draws) come
 from one generator per strategy, so a run's numbers depend on how many runs share the batch; every result is
 still determined by the seeds and the number of runs.
 
-Scoring is honest: cost reduction = (all-local cost − actual cost) / all-local cost over every task, losses and
-redos included; likewise time savings; regret = (actual cost − the oracle's cost) / all-local cost.
+A strategy learns what a live client sees: whether a hire's answer came back and passed its check, and, for the
+share of hires with a gold probe beside them, whether it was right. The oracle knows each hire's true chance of a
+right answer that passes.
+
+Scoring is honest: the cost of a task is all the money it took or lost (`simulator.market.Money`: compute,
+prices paid, overheads, penalties, value lost to wrong answers, breaches); cost reduction = (all-local cost −
+actual cost) / all-local cost over every task; likewise time savings; regret = (actual cost − the oracle's cost)
+/ all-local cost.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from shared.economics.decision.strategies import make_strategy
 from shared.economics.decision.weights import MarketSignals, outcome_reward
 from shared.economics.reputation import ReputationConfig, decay_factor
 from shared.economics.skills import CompatibilityWeights, compatibility
-from simulator.market import TASK_TYPES, Market, Step
+from simulator.market import MONEY, SPECS, TASK_TYPES, Market, Money, Step
 from simulator.reference import ReferenceRule
 
 STEP_S = 3600.0
@@ -54,21 +60,33 @@ class RunConfig:
     )
     decision: dict[str, Any] = field(default_factory=dict)  # DecisionConfig overrides (sensitivity sweeps)
     compatibility: dict[str, Any] = field(default_factory=dict)  # CompatibilityWeights overrides
+    outcomes: dict[str, Any] = field(default_factory=dict)  # the market's outcome options (deadline_penalty, ...)
+
+    @property
+    def deadline_penalty(self) -> bool:
+        """Whether late work pays the deadline penalty in this run (an option of the market, maybe overridden)."""
+        return bool(self.outcomes.get("deadline_penalty", SPECS[self.market]["outcomes"]["deadline_penalty"]))
 
 
 @dataclass
 class Tally:
-    cost: float = 0.0
+    money: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MONEY, 0.0))
     time: float = 0.0
-    local_cost: float = 0.0
+    local_cost: float = 0.0  # the all-local baseline's total, on the same tasks and luck
     local_time: float = 0.0
     tasks: int = 0
+    right: int = 0  # tasks whose final answer was right
+    breaches: int = 0
     hires: int = 0
     explorations: int = 0
-    successes: int = 0
+    successes: int = 0  # hires the client saw succeed
     score_sum: float = 0.0
     daily_cost: list[float] = field(default_factory=list)
     daily_local_cost: list[float] = field(default_factory=list)
+
+    @property
+    def cost(self) -> float:
+        return sum(self.money.values())
 
 
 def merge(steps: list[Step]) -> tuple[Step, np.ndarray]:
@@ -93,9 +111,10 @@ class EngineAgent:
         runs, n = len(markets), len(markets[0].ids)
         self.successes = np.zeros((runs, n, len(TASK_TYPES)))
         self.failures = np.zeros((runs, n, len(TASK_TYPES)))
+        self.local_successes = np.zeros((runs, len(TASK_TYPES)))  # the client's own worker, from its checks
+        self.local_failures = np.zeros((runs, len(TASK_TYPES)))
         self.hires = np.zeros((runs, n))
         self.good = np.zeros((runs, n))
-        self.true_success = np.stack([m.true_success for m in markets])
         self.decay = float(decay_factor(STEP_S, ReputationConfig().decay_per_month))
         self.last: Choice | None = None
 
@@ -131,23 +150,56 @@ class EngineAgent:
         problem = Problem(
             value_usd=step.value,
             value_at_stake=step.value_at_stake(),
-            local=LocalOption(step.local_cost, step.local_latency_s, step.local_failure, True),
+            local=self.local_option(step, stream),
             candidates=candidates,
             signals=signals,
             deadline_s=step.deadline_s,
             urgency=step.urgency,
-            true_reliability=self.true_success[stream],
+            true_reliability=step.true_success,
             stream=stream,
         )
         self.last = self.engine.choose(problem)
         return self.last
 
+    def local_option(self, step: Step, stream: np.ndarray) -> LocalOption:
+        """The client's own worker: the oracle knows its true chance of a bad result; a learner, like the live
+        client, carries a quality posterior learnt from its own checks."""
+        if self.strategy == "oracle":
+            return LocalOption(step.local_cost, step.local_latency_s, step.local_failure, True)
+        prior = ReputationConfig()
+        a = prior.prior_success + self.local_successes[stream, step.task_type]
+        b = prior.prior_failure + self.local_failures[stream, step.task_type]
+        return LocalOption(step.local_cost, step.local_latency_s, b / (a + b), True, quality_a=a, quality_b=b)
+
+    @property
+    def learning(self) -> bool:
+        """A learning client learns and sends gold probes (the all-local baseline and the oracle have nothing to
+        learn)."""
+        return self.strategy not in ("oracle", "local-only")
+
     def learn(
-        self, step: Step, stream: np.ndarray, rows: np.ndarray, hires: np.ndarray, success: np.ndarray, cost: np.ndarray
+        self,
+        step: Step,
+        stream: np.ndarray,
+        rows: np.ndarray,
+        hires: np.ndarray,
+        success: np.ndarray,
+        cost: np.ndarray,
+        local_observed: np.ndarray,
     ) -> None:
-        self.successes *= self.decay
-        self.failures *= self.decay
-        if len(rows) == 0 or self.strategy in ("oracle", "local-only") or self.last is None:
+        """From what the client saw: the checks of its hires (`success`) and of the tasks it ran itself
+        (`local_observed`, per task), with gold probes' truths where it sent them."""
+        for evidence in (self.successes, self.failures, self.local_successes, self.local_failures):
+            evidence *= self.decay
+        if not self.learning or self.last is None:
+            return
+        ran_locally = np.ones(len(step), dtype=bool)
+        ran_locally[rows] = False
+        passed = local_observed[ran_locally]
+        where = (stream[ran_locally], step.task_type[ran_locally])
+        np.add.at(self.local_successes, where, passed)
+        np.add.at(self.local_failures, where, ~passed)
+        if len(rows) == 0:
             return
         runs, kinds = stream[rows], step.task_type[rows]
         np.add.at(self.successes, (runs, hires, kinds), success)
@@ -162,7 +214,7 @@ def simulate_runs(configs: list[RunConfig]) -> list[dict[str, Tally]]:
     """Runs of one configuration (differing in seed) in lock step: each hour, every strategy decides the tasks of
     every run in one batch. Every run has its own market, learning and scores."""
     first = configs[0]
-    markets = [Market(c.market, c.clients, c.contractors, c.seed) for c in configs]
+    markets = [Market(c.market, c.clients, c.contractors, c.seed, c.outcomes) for c in configs]
     agents: dict[str, Any] = {
         name: [ReferenceRule(m, c.seed) for m, c in zip(markets, configs, strict=True)]
         if name == "reference-code"
@@ -174,10 +226,10 @@ def simulate_runs(configs: list[RunConfig]) -> list[dict[str, Tally]]:
     for hour in range(hours):
         step, stream = merge([market.step(hour) for market in markets])
         if len(step):
-            local_cost, local_time = step.local_outcome()
+            local = step.local_outcome()
             for name, agent in agents.items():
                 choice = _decide(agent, step, stream)
-                _settle(agent, choice, step, stream, local_cost, local_time, [t[name] for t in tallies])
+                _settle(agent, choice, step, stream, local, [t[name] for t in tallies])
         if hour % 24 == 23 or hour == hours - 1:
             for run in tallies:
                 for tally in run.values():
@@ -204,44 +256,48 @@ def _settle(
     choice: Any,
     step: Step,
     stream: np.ndarray,
-    local_cost: np.ndarray,
-    local_time: np.ndarray,
+    local: tuple[Money, np.ndarray, np.ndarray],
     tallies: list[Tally],
 ) -> None:
     rows = np.flatnonzero(choice.hire >= 0)
     hires = choice.hire[rows]
-    cost, time = local_cost.copy(), local_time.copy()
-    hired_cost, hired_time, success = step.hired_outcome(rows, hires)
-    cost[rows], time[rows] = hired_cost, hired_time
-    if not isinstance(agent, list):
-        agent.learn(step, stream, rows, hires, success, hired_cost)
+    local_money, local_time, local_right = local
+    probing = isinstance(agent, EngineAgent) and agent.learning
+    local_observed, probe_cost = step.local_observed(probing)
+    money = {name: getattr(local_money, name).copy() for name in MONEY}
+    money["overhead"] = money["overhead"] + probe_cost
+    time, right = local_time.copy(), local_right.copy()
+    hired, hired_time, observed, hired_right = step.hired_outcome(rows, hires, local, probing)
+    for name in MONEY:
+        money[name][rows] = getattr(hired, name)
+    time[rows], right[rows] = hired_time, hired_right
+    if isinstance(agent, EngineAgent):
+        agent.learn(step, stream, rows, hires, observed, hired.total, local_observed)
     runs = len(tallies)
 
     def per_run(values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         index = stream if where is None else stream[where]
         return np.bincount(index, weights=values.astype(float), minlength=runs)
 
+    spent = {name: per_run(values) for name, values in money.items()}
     sums = {
-        "cost": per_run(cost),
         "time": per_run(time),
-        "local_cost": per_run(local_cost),
+        "local_cost": per_run(local_money.total),
         "local_time": per_run(local_time),
         "tasks": per_run(np.ones(len(stream))),
+        "right": per_run(right),
+        "breaches": per_run(step.breach[rows, hires], rows),
         "hires": per_run(np.ones(len(rows)), rows),
         "explorations": per_run(choice.exploration),
-        "successes": per_run(success, rows),
+        "successes": per_run(observed, rows),
         "score_sum": per_run(np.nan_to_num(choice.score[rows]), rows),
     }
     for run, tally in enumerate(tallies):
-        tally.cost += sums["cost"][run]
-        tally.time += sums["time"][run]
-        tally.local_cost += sums["local_cost"][run]
-        tally.local_time += sums["local_time"][run]
-        tally.tasks += int(sums["tasks"][run])
-        tally.hires += int(sums["hires"][run])
-        tally.explorations += int(sums["explorations"][run])
-        tally.successes += int(sums["successes"][run])
-        tally.score_sum += sums["score_sum"][run]
+        for name in MONEY:
+            tally.money[name] += spent[name][run]
+        for name, values in sums.items():
+            current = getattr(tally, name)
+            setattr(tally, name, current + (round(values[run]) if isinstance(current, int) else float(values[run])))
 
 
 def metrics(config: RunConfig, tallies: dict[str, Tally]) -> list[dict[str, Any]]:
@@ -260,6 +316,7 @@ def metrics(config: RunConfig, tallies: dict[str, Tally]) -> list[dict[str, Any]
                 "clients": config.clients,
                 "contractors": config.contractors,
                 "days": config.days,
+                "deadline_penalty": config.deadline_penalty,
                 "cost_reduction": (t.local_cost - t.cost) / local,
                 "time_savings": (t.local_time - t.time) / (t.local_time or 1.0),
                 "outsourcing_rate": t.hires / t.tasks if t.tasks else 0.0,
@@ -269,6 +326,10 @@ def metrics(config: RunConfig, tallies: dict[str, Tally]) -> list[dict[str, Any]
                 "throughput": t.tasks / (config.days * 24.0),
                 "regret": (t.cost - oracle.cost) / local if oracle else float("nan"),
                 "tasks": t.tasks,
+                "quality": t.right / t.tasks if t.tasks else float("nan"),
+                "breach_rate": t.breaches / t.hires if t.hires else 0.0,
+                **{f"{name}_usd": t.money[name] / (t.tasks or 1) for name in MONEY},
+                "total_usd": t.cost / (t.tasks or 1),
             }
         )
     return rows

@@ -22,9 +22,10 @@ def three_days() -> dict:
 
 def test_every_market_parameter_has_a_source():
     for market in SPECS.values():
-        for name, kind in market["contractor_types"].items():
+        assert "source" in market["outcomes"] and "source" in market["arrivals"]
+        for name, kind in market.get("contractor_types", {}).items():
             assert "source" in kind or market is SPECS["reference"], name
-        shares = sum(k["share"] for k in market["contractor_types"].values())
+        shares = sum(k["share"] for k in market.get("contractor_types", {"all": {"share": 1}}).values())
         assert shares == pytest.approx(1.0, abs=0.01)
     assert "source" in SPECS["paper"]["arrivals"] and "source" in SPECS["paper"]["client"]
 
@@ -41,22 +42,22 @@ def test_the_papers_deterministic_rule_cannot_start_cold(three_days):
     assert three_days["paper-deterministic"]["outsourcing_rate"] == 0.0
 
 
-def test_bandits_learn_to_approach_the_oracle(three_days):
-    for name in ("ucb1", "thompson"):
-        assert three_days[name]["regret"] < three_days["paper-epsilon-greedy"]["regret"]
-        assert three_days[name]["outsourcing_rate"] > 0.2
-        assert three_days[name]["cost_reduction"] > 0.5
+def test_thompson_learns_to_save_but_not_as_much_as_the_oracle(three_days):
+    thompson, oracle = three_days["thompson"], three_days["oracle"]
+    assert thompson["outsourcing_rate"] > 0.2 and 0.1 < thompson["cost_reduction"] < oracle["cost_reduction"]
+    assert thompson["quality"] > three_days["local-only"]["quality"]
 
 
 def test_a_failed_hire_costs_more_than_doing_it_locally():
     market = Market("paper", clients=10, contractors=12, seed=3)
     step = market.step(10)
     rows = np.arange(len(step))
-    step.succeeds[:] = False  # every hire fails: it is not paid, but redone locally, later
-    local_cost, local_time = step.local_outcome()
-    cost, time, success = step.hired_outcome(rows, np.zeros(len(step), dtype=int))
-    assert not success.any()
-    assert np.all(cost > local_cost - 1e-12) and np.all(time > local_time)
+    step.delivers[:] = False  # every hire fails: it is not paid, but done locally, later
+    local = step.local_outcome()
+    money, time, observed, right = step.hired_outcome(rows, np.zeros(len(step), dtype=int), local)
+    assert not observed.any() and not money.paid.any()
+    assert np.array_equal(right, local[2])  # the local answer is what the client is left with
+    assert np.all(money.total > local[0].total - 1e-12) and np.all(time > local[1])
 
 
 def test_same_seed_same_results_different_seed_different():
@@ -101,6 +102,14 @@ def test_simulate_cli_writes_csv_markdown_and_plots(tmp_path):
     with (tmp_path / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     required = {
+        "quality",
+        "compute_usd",
+        "paid_usd",
+        "overhead_usd",
+        "penalty_usd",
+        "value_lost_usd",
+        "breach_usd",
+        "total_usd",
         "config",
         "strategy",
         "run",
@@ -126,3 +135,5 @@ def test_simulate_cli_writes_csv_markdown_and_plots(tmp_path):
     assert all(0.0 <= float(r["outsourcing_rate"]) <= 1.0 for r in rows)
     assert "| config | strategy |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "regret_over_time.png").stat().st_size > 10_000
+    assert (tmp_path / "money_split.png").stat().st_size > 10_000
+    assert "value lost" in (tmp_path / "results.md").read_text()
