@@ -41,6 +41,7 @@ from shared.economics.decision.strategies import make_strategy
 from shared.economics.decision.topsis import DecisionError
 from shared.economics.reputation import ReputationBook
 from shared.economics.skills import Embedder, SkillIndex
+from shared.security.net_policy import checked_transport
 from shared.workers.base import Worker
 
 
@@ -107,9 +108,9 @@ class ClientService:
         self.initial_contractors = list(initial_contractors or [])
         self.http = httpx.AsyncClient(
             timeout=config.hire_timeout_s,
-            limits=httpx.Limits(max_connections=200),
             max_redirects=MAX_REDIRECTS,
-            transport=transport,
+            # cards and contractors: connections go to the addresses checked for them (no DNS rebinding)
+            transport=transport or checked_transport(config.allow_private_contractors, max_connections=200),
         )
         self.registry = Registry(
             store,

@@ -85,7 +85,7 @@ async def attest(
     card_url: str, attestor: Ed25519PrivateKey, policy: FetchPolicy, timeout_s: float = 120.0
 ) -> tuple[dict[str, Any], list[SkillResult]]:
     """Benchmark every skill of the contractor at `card_url`; the certificate covers those that passed."""
-    async with httpx.AsyncClient(timeout=timeout_s) as http:
+    async with httpx.AsyncClient(timeout=timeout_s, transport=policy.transport()) as http:
         card, raw = await fetch_card(http, card_url, policy)
         kids = verify_card(raw)
         if not kids:

@@ -73,6 +73,7 @@ def contractor_serve(args: argparse.Namespace) -> int:
             api_keys=_api_keys(args),
         )
         store = SqlTaskStore(args.db or f"sqlite:///.coalesce/{args.card.stem}.db")
+        identity.replay_guard = store.replay_guard()  # replayed first envelopes stay refused across restarts
         app = create_app(
             card,
             workers,

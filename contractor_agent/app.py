@@ -73,7 +73,8 @@ def create_app(
         update={"capabilities": card.capabilities.model_copy(update={"push_notifications": push_notifications})}
     )
     served_card = identity.publish(card, base_url)
-    notifier = PushNotifier(allow_private=allow_private_push) if push_notifications else None
+    signing_key = identity.signing_keys[0] if identity.signing_keys else None
+    notifier = PushNotifier(allow_private=allow_private_push, signing_key=signing_key) if push_notifications else None
     metrics = ContractorMetrics()
 
     @asynccontextmanager
@@ -117,7 +118,7 @@ def create_app(
     @app.post("/")
     async def json_rpc(request: Request) -> Response:
         try:
-            identity.api_keys.check_request(request.headers)
+            caller = identity.api_keys.check_request(request.headers)
         except AuthError as error:
             refusal = JSONRPCError(code=ErrorCode.UNAUTHORIZED, message=error.message)
             return _json(rpc_error(None, refusal), status=error.status, headers=error.headers())
@@ -128,7 +129,7 @@ def create_app(
                 code=ErrorCode.INVALID_REQUEST, message=f"request body larger than {max_body_bytes} bytes"
             )
             return _json(rpc_error(None, too_large), status=413)
-        reply = await request.app.state.rpc.handle(body, request.headers.get("a2a-version"))
+        reply = await request.app.state.rpc.handle(body, request.headers.get("a2a-version"), caller)
         if isinstance(reply, StreamReply):
             return EventSourceResponse(_sse(reply), ping=15, send_timeout=30)
         return _json(reply)

@@ -10,10 +10,11 @@ from shared.security.channel import Channel, ChannelError, envelope_of
 
 
 def open_message(
-    identity: Identity, follow_up: bool, task_channel: Channel | None, message: Message
+    identity: Identity, follow_up: bool, task_channel: Channel | None, message: Message, task_id: str | None
 ) -> tuple[Channel | None, Message]:
     """(the task's channel, the plaintext message); A2AError E2E_REFUSED with the reason otherwise. `follow_up`:
-    the message continues a task (on `task_channel`, None when that task runs in plaintext)."""
+    the message continues a task (on `task_channel`, None when that task runs in plaintext). A channel is bound to
+    its task: a new one opens only on a task whose id (`task_id`, the client's) is the channel's."""
     try:
         envelope = envelope_of(message.parts)
         if envelope is None:
@@ -25,7 +26,12 @@ def open_message(
         if identity.e2e_key is None:
             raise ChannelError("wrong-key", "this agent offers no end-to-end channel")
         if not follow_up:
-            return Channel.accept(identity.e2e_key, envelope, identity.replay_guard, message)
+            channel, plain = Channel.accept(identity.e2e_key, envelope, identity.replay_guard, message)
+            if channel.channel_id != task_id:
+                raise ChannelError(
+                    "wrong-channel", f"the envelope's channel {channel.channel_id!r} is not this task ({task_id!r})"
+                )
+            return channel, plain
         if task_channel is None:
             raise ChannelError("malformed", "this task was opened in plaintext; it cannot switch channels")
         return task_channel, task_channel.open_message(envelope, message)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from shared.a2a.models import COALESCE_EXTENSION_URI, AgentCard
 from shared.security.auth import ApiKeys
 from shared.security.card_signing import sign_card
-from shared.security.channel import ReplayGuard, e2e_extension
+from shared.security.channel import ClaimsChannels, ReplayGuard, e2e_extension
 from shared.security.keys import load_or_create
 
 SIGNING_KEY_FILE = "signing-ed25519.pem"
@@ -30,7 +30,7 @@ class Identity:
     plaintext_accepted: bool = True
     skill_certificate: dict[str, Any] | None = None
     api_keys: ApiKeys = field(default_factory=ApiKeys)
-    replay_guard: ReplayGuard = field(default_factory=ReplayGuard)
+    replay_guard: ClaimsChannels = field(default_factory=ReplayGuard)
 
     @classmethod
     def from_key_dir(

@@ -1,8 +1,9 @@
 """JSON-RPC 2.0 for the three A2A generations, over one `TaskManager`.
 
-`RpcHandler.handle` takes the raw request body and returns either one JSON-RPC response (a dict) or a
-`StreamReply` whose events are JSON-RPC responses for an SSE stream. It never raises: every failure is a
-JSON-RPC error object with the A2A code.
+`RpcHandler.handle` takes the raw request body and the caller (the tenant the service's authentication names, or
+None) and returns either one JSON-RPC response (a dict) or a `StreamReply` whose events are JSON-RPC responses for
+an SSE stream. It never raises: every failure is a JSON-RPC error object with the A2A code. Every method sees only
+the caller's tasks (`TaskManager.get`).
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ class StreamReply:
     events: AsyncIterator[dict[str, Any]]
 
 
-Unary = Callable[[Params, Dialect], Awaitable[Any]]
-Streaming = Callable[[Params, Dialect, RequestId], StreamReply]
+Caller = str | None
+Unary = Callable[[Params, Dialect, Caller], Awaitable[Any]]
+Streaming = Callable[[Params, Dialect, Caller, RequestId], StreamReply]
 
 MAX_PAGE_SIZE = 100
 
@@ -97,7 +99,9 @@ class RpcHandler:
     def methods(self) -> list[str]:
         return sorted([*self._unary, *self._streaming])
 
-    async def handle(self, body: bytes, version_header: str | None = None) -> dict[str, Any] | StreamReply:
+    async def handle(
+        self, body: bytes, version_header: str | None = None, caller: Caller = None
+    ) -> dict[str, Any] | StreamReply:
         request_id: RequestId = None
         try:
             try:
@@ -111,11 +115,11 @@ class RpcHandler:
             params = request.params or {}
             if request.method in self._streaming:
                 handler, dialect = self._streaming[request.method]
-                return handler(params, dialect, request_id)
+                return handler(params, dialect, caller, request_id)
             if request.method not in self._unary:
                 raise A2AError(ErrorCode.METHOD_NOT_FOUND, f"method {request.method!r} not found")
             unary, dialect = self._unary[request.method]
-            return rpc_result(request_id, await unary(params, dialect))
+            return rpc_result(request_id, await unary(params, dialect, caller))
         except A2AError as error:
             return rpc_error(request_id, error.to_error())
         except Exception:
@@ -140,22 +144,22 @@ class RpcHandler:
 
     # ------------------------------------------------------------ tasks
 
-    async def _send(self, params: Params, dialect: Dialect) -> Any:
+    async def _send(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
         request = parse_send(params, dialect)
-        record, subscription = self.manager.submit(request, dialect, subscribe=request.blocking)
+        record, subscription = self.manager.submit(request, dialect, caller, subscribe=request.blocking)
         if subscription is not None:
             await self.manager.wait_settled(record, subscription)
         return render_send_result(self.manager.snapshot(record, request.history_length), dialect)
 
-    async def _get(self, params: Params, dialect: Dialect) -> Any:
-        record = self.manager.get(require_str(params, "id"))
+    async def _get(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
+        record = self.manager.get(require_str(params, "id"), caller)
         return render_task(self.manager.snapshot(record, optional_int(params, "historyLength")), dialect)
 
-    async def _cancel(self, params: Params, dialect: Dialect) -> Any:
-        record = await self.manager.cancel(require_str(params, "id"))
+    async def _cancel(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
+        record = await self.manager.cancel(require_str(params, "id"), caller)
         return render_task(self.manager.snapshot(record), dialect)
 
-    async def _list(self, params: Params, dialect: Dialect) -> Any:
+    async def _list(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
         page_size = optional_int(params, "pageSize") or 50
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise invalid_params(f"'pageSize' must be between 1 and {MAX_PAGE_SIZE}")
@@ -165,7 +169,7 @@ class RpcHandler:
         offset = int(token)
         state = state_from_v1(params["status"]) if params.get("status") else None
         context_id = params.get("contextId") or None
-        records, total = self.manager.list(context_id, state, offset, page_size)
+        records, total = self.manager.list(caller, context_id, state, offset, page_size)
         history_length = optional_int(params, "historyLength")
         tasks = []
         for record in records:
@@ -181,7 +185,7 @@ class RpcHandler:
             "totalSize": total,
         }
 
-    async def _extended_card(self, params: Params, dialect: Dialect) -> Any:
+    async def _extended_card(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
         raise A2AError(ErrorCode.EXTENDED_CARD_NOT_CONFIGURED, "this agent has no authenticated extended card")
 
     # ------------------------------------------------------------ push notification configs
@@ -192,9 +196,9 @@ class RpcHandler:
             return require_str(params, "taskId")
         return require_str(params, "id", "taskId")
 
-    async def _push_set(self, params: Params, dialect: Dialect) -> Any:
+    async def _push_set(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
         task_id = self._task_id(params, dialect)
-        record = self.manager.get(task_id)
+        record = self.manager.get(task_id, caller)
         raw = params if dialect is Dialect.V1_0 else params.get("pushNotificationConfig")
         config = parse_push_config(raw, dialect)
         if self.manager.notifier is not None:
@@ -205,37 +209,37 @@ class RpcHandler:
         config = self.manager.set_push_config(record, config)
         return render_push_config(task_id, config, dialect)
 
-    async def _push_get(self, params: Params, dialect: Dialect) -> Any:
+    async def _push_get(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
         task_id = self._task_id(params, dialect)
-        record = self.manager.get(task_id)
+        record = self.manager.get(task_id, caller)
         config_id = params.get("id") if dialect is Dialect.V1_0 else params.get("pushNotificationConfigId")
         config = self.manager.push_config(record, config_id or None)
         return render_push_config(task_id, config, dialect)
 
-    async def _push_list(self, params: Params, dialect: Dialect) -> Any:
+    async def _push_list(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
         task_id = self._task_id(params, dialect)
-        record = self.manager.get(task_id)
+        record = self.manager.get(task_id, caller)
         if self.manager.notifier is None:
             raise A2AError(ErrorCode.PUSH_NOT_SUPPORTED, "push notifications are not supported")
         configs = [render_push_config(task_id, c, dialect) for c in record.push_configs.values()]
         return {"configs": configs, "nextPageToken": ""} if dialect is Dialect.V1_0 else configs
 
-    async def _push_delete(self, params: Params, dialect: Dialect) -> Any:
+    async def _push_delete(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
         task_id = self._task_id(params, dialect)
-        record = self.manager.get(task_id)
+        record = self.manager.get(task_id, caller)
         key = "id" if dialect is Dialect.V1_0 else "pushNotificationConfigId"
         self.manager.delete_push_config(record, require_str(params, key))
         return {} if dialect is Dialect.V1_0 else None
 
     # ------------------------------------------------------------ streams
 
-    def _stream(self, params: Params, dialect: Dialect, request_id: RequestId) -> StreamReply:
+    def _stream(self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId) -> StreamReply:
         request = parse_send(params, dialect)
-        record, subscription = self.manager.submit(request, dialect, subscribe=True)
+        record, subscription = self.manager.submit(request, dialect, caller, subscribe=True)
         return StreamReply(request_id, self._events(record, subscription, dialect, request_id, opening=None))
 
-    def _resubscribe(self, params: Params, dialect: Dialect, request_id: RequestId) -> StreamReply:
-        record, subscription = self.manager.resubscribe(require_str(params, "id"))
+    def _resubscribe(self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId) -> StreamReply:
+        record, subscription = self.manager.resubscribe(require_str(params, "id"), caller)
         if dialect is Dialect.LEGACY and record.dialect is not Dialect.LEGACY:
             dialect = Dialect.V0_3  # `tasks/resubscribe` is both legacy and v0.3: answer as the task was created
         opening: StreamEvent = self.manager.snapshot(record)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, select
+from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from shared.a2a.models import Task
 from shared.runtime.database import open_database
+from shared.security.channel import REPLAY_WINDOW_S, ChannelError
 
 metadata = MetaData()
 
@@ -24,15 +27,24 @@ tasks = Table(
     Column("task", JSON, nullable=False),
     Column("push_configs", JSON, nullable=False),
     Column("updated_at", Float, nullable=False, index=True),
+    Column("owner", String(64), nullable=True),  # the caller that created it (None: anonymous)
+)
+
+channel_claims = Table(
+    "contractor_channel_claims",
+    metadata,
+    Column("ephemeral_key", String(64), primary_key=True),
+    Column("at", Float, nullable=False, index=True),
 )
 
 
 class TaskStore(Protocol):
     """Where a contractor's tasks persist. `save` is durable when it returns (a task is written before its new state
     is announced); `load` gives the newest `limit` tasks, oldest first, as rows of `id`, `skill`, `dialect`, `task`
-    (the task as JSON) and `push_configs`; `forget` drops a task; `close` is called once, at the end."""
+    (the task as JSON), `push_configs` and `owner` (the caller that created it, None when anonymous); `forget` drops
+    a task; `close` is called once, at the end."""
 
-    def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any]) -> None: ...
+    def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any], owner: str | None) -> None: ...
 
     def load(self, limit: int) -> list[dict[str, Any]]: ...
 
@@ -47,8 +59,11 @@ class SqlTaskStore:
     def __init__(self, url: str) -> None:
         self.engine = open_database(url, metadata)
         self._upsert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        if "owner" not in {c["name"] for c in inspect(self.engine).get_columns(tasks.name)}:
+            with self.engine.begin() as db:  # a database written before tasks had owners: its tasks stay anonymous
+                db.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN owner VARCHAR(64)"))
 
-    def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any]) -> None:
+    def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any], owner: str | None) -> None:
         values = {
             "id": task.id,
             "skill": skill,
@@ -56,6 +71,7 @@ class SqlTaskStore:
             "task": task.model_dump(mode="json", by_alias=True, exclude_none=True),
             "push_configs": push_configs,
             "updated_at": time.time(),
+            "owner": owner,
         }
         statement = self._upsert(tasks).values(**values)
         statement = statement.on_conflict_do_update(
@@ -75,5 +91,26 @@ class SqlTaskStore:
         with self.engine.begin() as db:
             db.execute(delete(tasks).where(tasks.c.id == task_id))
 
+    def replay_guard(self) -> SqlReplayGuard:
+        """The end-to-end channels' replay guard, in the same database (it survives a restart)."""
+        return SqlReplayGuard(self.engine)
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+class SqlReplayGuard:
+    """The ephemeral keys of channels opened within the replay window, on disk: a first envelope replayed after a
+    restart is refused as before it. Claims older than the window are purged as new ones come."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim(self, ephemeral_key: str) -> None:
+        now = time.time()
+        try:
+            with self.engine.begin() as db:
+                db.execute(delete(channel_claims).where(channel_claims.c.at < now - REPLAY_WINDOW_S))
+                db.execute(insert(channel_claims).values(ephemeral_key=ephemeral_key, at=now))
+        except IntegrityError:
+            raise ChannelError("replay", "this channel was already opened (a replayed first message)") from None

@@ -67,6 +67,7 @@ class TaskRecord:
     channel: Channel | None = None  # the end-to-end channel, when the client opened one
     created: float = field(default_factory=time.monotonic)
     worker_history: list[Message] = field(default_factory=list)  # what the worker reads: plaintext
+    owner: str | None = None  # the caller that created it (`ApiKeys.check`); None: an anonymous caller
 
     @property
     def state(self) -> TaskState:
@@ -124,6 +125,7 @@ class TaskManager:
                 skill=self.card.skill(row["skill"]) or self.card.skills[0],
                 dialect=Dialect(row["dialect"]),
                 push_configs={k: PushNotificationConfig.model_validate(v) for k, v in row["push_configs"].items()},
+                owner=row.get("owner"),
             )
             self._tasks[task.id] = record
             if not record.state.terminal:
@@ -132,9 +134,12 @@ class TaskManager:
 
     # ------------------------------------------------------------ queries
 
-    def get(self, task_id: str) -> TaskRecord:
+    def get(self, task_id: str, caller: str | None) -> TaskRecord:
+        """A task of `caller`'s. Tenants are kept apart: another caller's task is not found, exactly as a missing
+        one (its existence is not revealed); an anonymous task is found by anyone who knows its id (ids are
+        random, 122 bits)."""
         record = self._tasks.get(task_id)
-        if record is None:
+        if record is None or (record.owner is not None and record.owner != caller):
             raise A2AError(ErrorCode.TASK_NOT_FOUND, f"task {task_id!r} not found")
         return record
 
@@ -146,16 +151,22 @@ class TaskManager:
 
     def list(
         self,
+        caller: str | None,
         context_id: str | None = None,
         state: TaskState | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[TaskRecord], int]:
-        """Newest first, filtered; returns one page and the total count."""
+        """`caller`'s tasks, newest first, filtered; returns one page and the total count. An anonymous caller
+        has no tasks to list: nothing tells one anonymous caller from another."""
+        if caller is None:
+            return [], 0
         matching = [
             r
             for r in reversed(self._tasks.values())
-            if (context_id is None or r.task.context_id == context_id) and (state is None or r.state == state)
+            if r.owner == caller
+            and (context_id is None or r.task.context_id == context_id)
+            and (state is None or r.state == state)
         ]
         return matching[offset : offset + limit], len(matching)
 
@@ -170,16 +181,25 @@ class TaskManager:
     # ------------------------------------------------------------ commands
 
     def submit(
-        self, request: SendRequest, dialect: Dialect, subscribe: bool = False
+        self, request: SendRequest, dialect: Dialect, caller: str | None, subscribe: bool = False
     ) -> tuple[TaskRecord, Subscription | None]:
-        """Create a task or continue one waiting for input; schedule its work. Raises A2AError on refusal."""
+        """Create a task of `caller`'s or continue one of its tasks waiting for input; schedule its work. Raises
+        A2AError on refusal."""
         existing = self._tasks.get(request.task_id) if request.task_id else None
+        if existing is not None and existing.owner is not None and existing.owner != caller:
+            if not request.client_chooses_id:
+                raise A2AError(ErrorCode.TASK_NOT_FOUND, f"task {request.task_id!r} not found")
+            raise A2AError(ErrorCode.INVALID_PARAMS, f"task id {request.task_id!r} is taken; choose another")
         if existing is None and request.task_id and not request.client_chooses_id:
             raise A2AError(ErrorCode.TASK_NOT_FOUND, f"task {request.task_id!r} not found")
         if existing is not None:
             check_follow_up(existing.task, request)
         channel, plain = open_message(
-            self.identity, existing is not None, existing.channel if existing else None, request.message
+            self.identity,
+            existing is not None,
+            existing.channel if existing else None,
+            request.message,
+            request.task_id,
         )
         received = channel.next_received if channel else 0
         try:
@@ -192,7 +212,7 @@ class TaskManager:
             raise
         if existing is None:
             record = self._create(request, skill, dialect)
-            record.channel = channel
+            record.channel, record.owner = channel, caller
         else:
             record = existing
             record.cancel_flag = threading.Event()
@@ -221,9 +241,9 @@ class TaskManager:
         finally:
             record.events.unsubscribe(subscription)
 
-    def resubscribe(self, task_id: str) -> tuple[TaskRecord, Subscription | None]:
+    def resubscribe(self, task_id: str, caller: str | None) -> tuple[TaskRecord, Subscription | None]:
         """Reattach to a task's stream; a task that is done (or waits for input) gets no live subscription."""
-        record = self.get(task_id)
+        record = self.get(task_id, caller)
         if record.state.terminal or record.state.interrupted:
             return record, None
         return record, self._subscribe(record)
@@ -231,8 +251,8 @@ class TaskManager:
     def unsubscribe(self, record: TaskRecord, subscription: Subscription | None) -> None:
         record.events.unsubscribe(subscription)
 
-    async def cancel(self, task_id: str) -> TaskRecord:
-        record = self.get(task_id)
+    async def cancel(self, task_id: str, caller: str | None) -> TaskRecord:
+        record = self.get(task_id, caller)
         if record.state.terminal:
             raise A2AError(
                 ErrorCode.TASK_NOT_CANCELABLE,
@@ -360,7 +380,7 @@ class TaskManager:
     def _persist(self, record: TaskRecord) -> None:
         if self.store is not None:
             configs = {k: v.wire() for k, v in record.push_configs.items()}
-            self.store.save(record.task, record.skill.id, record.dialect.value, configs)
+            self.store.save(record.task, record.skill.id, record.dialect.value, configs, record.owner)
 
     def _add_artifact(self, record: TaskRecord, artifact: Artifact) -> None:
         artifact = artifact.model_copy(update={"index": len(record.task.artifacts), "last_chunk": True})

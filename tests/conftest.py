@@ -136,6 +136,7 @@ class Webhook:
 
     def __init__(self, fail_first: int = 0) -> None:
         self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.raw: list[bytes] = []  # the bodies as sent (what a signature covers)
         self.fail_first = fail_first
         self.attempts = 0
         app = FastAPI()
@@ -145,7 +146,8 @@ class Webhook:
             self.attempts += 1
             if self.attempts <= self.fail_first:
                 return Response(status_code=503)
-            self.received.append((dict(request.headers), await request.json()))
+            self.raw.append(await request.body())
+            self.received.append((dict(request.headers), json.loads(self.raw[-1])))
             return Response(status_code=204)
 
         sock = bind_socket("127.0.0.1", 0)

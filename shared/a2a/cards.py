@@ -12,7 +12,14 @@ import httpx
 from pydantic import ValidationError
 
 from shared.a2a.models import AgentCard
-from shared.security.net_policy import AddressRefused, check_url
+from shared.security.net_policy import (
+    AddressRefused,
+    CheckedTransport,
+    Resolver,
+    check_url,
+    checked_transport,
+    system_resolve,
+)
 
 MAX_CARD_BYTES = 256 * 1024
 MAX_REDIRECTS = 3
@@ -36,6 +43,11 @@ class FetchPolicy:
     max_bytes: int = MAX_CARD_BYTES
     timeout_s: float = 5.0
     max_redirects: int = MAX_REDIRECTS
+    resolve: Resolver = system_resolve  # how names are looked up for the early check
+
+    def transport(self) -> CheckedTransport:
+        """An httpx transport that connects only to the addresses it checked itself (see `net_policy`)."""
+        return checked_transport(self.allow_private, self.timeout_s, self.resolve)
 
 
 def card_locations(card_url: str) -> list[str]:
@@ -49,7 +61,7 @@ def card_locations(card_url: str) -> list[str]:
 async def check_address(url: str, policy: FetchPolicy) -> None:
     """Raises CardError for a URL that is not http(s), or (unless allowed) resolves to a non-public address."""
     try:
-        await check_url(url, policy.allow_private, policy.timeout_s)
+        await check_url(url, policy.allow_private, policy.timeout_s, policy.resolve)
     except AddressRefused as refused:
         raise CardError(f"{refused} (refused; allow private contractors for a local market)") from None
 
@@ -87,7 +99,7 @@ async def fetch_card(
             problems.append(str(missing))
             continue
         except httpx.HTTPError as error:
-            problems.append(f"{url}: {type(error).__name__}")
+            problems.append(f"{url}: {type(error).__name__}: {error}")
             continue
         except ValueError as error:
             detail = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "not JSON"

@@ -63,15 +63,16 @@ class ApiKeys:
     def enabled(self) -> bool:
         return bool(self._digests)
 
-    def check_request(self, headers: Mapping[str, str]) -> None:
-        """Raises AuthError unless the request's headers (`Authorization: Bearer` or `X-API-Key`) carry an
-        accepted key within its rate."""
-        self.check(headers.get("authorization"), headers.get("x-api-key"))
+    def check_request(self, headers: Mapping[str, str]) -> str | None:
+        """The caller (see `check`) of a request whose headers (`Authorization: Bearer` or `X-API-Key`) carry an
+        accepted key within its rate; AuthError otherwise."""
+        return self.check(headers.get("authorization"), headers.get("x-api-key"))
 
-    def check(self, authorization: str | None, api_key: str | None = None) -> None:
-        """Raises AuthError unless the request carries an accepted key within its rate."""
+    def check(self, authorization: str | None, api_key: str | None = None) -> str | None:
+        """The caller: `key:` and a digest of the accepted key (never the key), or None when no keys are required
+        (an anonymous caller). Raises AuthError unless the request carries an accepted key within its rate."""
         if not self.enabled:
-            return
+            return None
         presented = api_key
         if authorization and authorization[:7].lower() == "bearer ":
             presented = authorization[7:].strip()
@@ -87,6 +88,7 @@ class ApiKeys:
         wait = self._buckets[match].take()
         if wait > 0:
             raise AuthError(429, f"rate limit exceeded for this API key; retry in {wait:.2f} s", wait)
+        return "key:" + self._digests[match].hex()[:32]
 
     def card_fields(self) -> dict[str, Any]:
         """The A2A security scheme and requirement a card declares when keys are required."""

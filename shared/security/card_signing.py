@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt import api_jws
 
 from shared.security.keys import b64url, ed25519_from_jwk, public_jwk, thumbprint, unb64url
@@ -172,6 +172,16 @@ def verify_card(card: dict[str, Any]) -> list[str]:
     if card.get("url") and interfaces and card["url"] not in interfaces:
         raise CardTrustError(f"the card's url {card['url']!r} is not one of its signed interfaces")
     return kids
+
+
+def signing_keys(card: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
+    """kid -> public key of every signature that verifies on the card (CardTrustError if one does not)."""
+    verify_card(card)
+    keys = {}
+    for signature in card.get("signatures") or []:
+        jwk = json.loads(unb64url(signature["protected"]))["jwk"]
+        keys[thumbprint(jwk)] = ed25519_from_jwk(jwk)
+    return keys
 
 
 def key_to_pin(card: dict[str, Any], pinned: str | None) -> str | None:

@@ -22,7 +22,7 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import rfc8785
 from cryptography.exceptions import InvalidTag
@@ -40,12 +40,13 @@ ALGORITHM = "X25519-HKDF-SHA256-A256GCM"
 VERSION = 1
 MAX_CLOCK_SKEW_S = 300.0  # a first envelope older (or newer) than this is refused: the replay window
 MAX_SEEN_CHANNELS = 100_000
+REPLAY_WINDOW_S = 2 * MAX_CLOCK_SKEW_S  # a first envelope outside it is refused as expired anyway
 Direction = Literal["c2s", "s2c"]
 NONCE_PREFIX = {"c2s": b"\x01\x00\x00\x00", "s2c": b"\x02\x00\x00\x00"}
 
 
 class ChannelError(Exception):
-    """An envelope refused. `reason` names the attack or fault: malformed, wrong-key, tampered, replay,
+    """An envelope refused. `reason` names the attack or fault: malformed, wrong-key, wrong-channel, tampered, replay,
     reordered, truncated, expired, plaintext."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -138,7 +139,7 @@ class Channel:
 
     @classmethod
     def accept(
-        cls, private: X25519PrivateKey, envelope: dict[str, Any], replay_guard: ReplayGuard, message: Message
+        cls, private: X25519PrivateKey, envelope: dict[str, Any], replay_guard: ClaimsChannels, message: Message
     ) -> tuple[Channel, Message]:
         """The contractor's side, from the client's first envelope (refused when stale or seen before): the
         channel and the first message, opened."""
@@ -285,16 +286,24 @@ def _header(envelope: dict[str, Any]) -> dict[str, Any]:
     return header
 
 
+class ClaimsChannels(Protocol):
+    """Where the channels already opened are remembered (by their ephemeral keys) for the replay window.
+    `claim` raises ChannelError("replay") for a key claimed before within the window."""
+
+    def claim(self, ephemeral_key: str) -> None: ...
+
+
 @dataclass
 class ReplayGuard:
-    """The ephemeral keys of channels already opened, kept for the replay window (bounded)."""
+    """The ephemeral keys of channels already opened, kept in memory for the replay window (bounded); lost on a
+    restart (`contractor_agent.store.SqlReplayGuard` keeps them on disk)."""
 
     max_entries: int = MAX_SEEN_CHANNELS
     _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
     def claim(self, ephemeral_key: str) -> None:
         now = time.time()
-        while self._seen and next(iter(self._seen.values())) < now - 2 * MAX_CLOCK_SKEW_S:
+        while self._seen and next(iter(self._seen.values())) < now - REPLAY_WINDOW_S:
             self._seen.popitem(last=False)
         if ephemeral_key in self._seen:
             raise ChannelError("replay", "this channel was already opened (a replayed first message)")

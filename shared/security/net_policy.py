@@ -1,20 +1,48 @@
 """Where a service may send traffic it did not choose (a card URL, a push-notification webhook): http(s) only and,
-unless allowed (a local market), no private, loopback, link-local or reserved address. The name is resolved and
-checked before each request; an answer that changes between the check and the connection (DNS rebinding) is not
-caught."""
+unless allowed (a local market), no private, loopback, link-local or reserved address.
+
+Two checks: `check_url` before a request, for a clear early refusal; and `checked_transport`, an httpx transport
+that resolves a name once per connection, checks every address the answer holds and connects to the checked
+address itself. A name whose answer changes between a check and a connection (DNS rebinding) therefore cannot
+send a connection anywhere the check did not see.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import typing
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]  # (host, port) -> the addresses it resolves to
 
 
 class AddressRefused(Exception):
     """The URL may not be contacted; the message says why."""
 
 
-async def check_url(url: str, allow_private: bool, timeout_s: float = 5.0) -> None:
+class ConnectionRefusedByPolicy(httpcore.ConnectError):
+    """A connection `checked_transport` would not open (httpx raises it as `httpx.ConnectError`, message kept)."""
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    return [str(info[4][0]).split("%")[0] for info in infos]
+
+
+def refusal(host: str, addresses: list[str]) -> str | None:
+    """Why connecting to `host` at `addresses` is refused, or None when every address is public."""
+    for address in addresses:
+        if not ipaddress.ip_address(address).is_global:
+            return f"{host} resolves to {address}, a private, loopback or reserved address"
+    return None
+
+
+async def check_url(url: str, allow_private: bool, timeout_s: float = 5.0, resolve: Resolver = system_resolve) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused(f"{url}: only http and https URLs are fetched")
@@ -22,12 +50,77 @@ async def check_url(url: str, allow_private: bool, timeout_s: float = 5.0) -> No
         return
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(parts.hostname, port), timeout=timeout_s)
+        addresses = await asyncio.wait_for(resolve(parts.hostname, port), timeout=timeout_s)
     except (OSError, TimeoutError, ValueError) as error:
         raise AddressRefused(f"{url}: cannot resolve {parts.hostname}: {error}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global:
-            raise AddressRefused(
-                f"{url}: {parts.hostname} resolves to {address}, a private, loopback or reserved address"
-            )
+    reason = refusal(parts.hostname, addresses)
+    if reason is not None:
+        raise AddressRefused(f"{url}: {reason}")
+
+
+class CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses it resolved and checked itself, one lookup per connection."""
+
+    def __init__(
+        self,
+        allow_private: bool,
+        timeout_s: float = 5.0,
+        resolve: Resolver = system_resolve,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.allow_private = allow_private
+        self.timeout_s = timeout_s
+        self.resolve = resolve
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface passes it by name)
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            try:
+                addresses = await asyncio.wait_for(self.resolve(host, port), timeout=self.timeout_s)
+            except (OSError, TimeoutError, ValueError) as error:
+                raise ConnectionRefusedByPolicy(f"cannot resolve {host}: {error}") from None
+        if not addresses:
+            raise ConnectionRefusedByPolicy(f"{host} resolves to no address")
+        reason = None if self.allow_private else refusal(host, addresses)
+        if reason is not None:
+            raise ConnectionRefusedByPolicy(f"refused: {reason}")
+        return await self.inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface passes it by name)
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise ConnectionRefusedByPolicy("unix sockets are not contacted")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class CheckedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool whose every connection goes through a `CheckedBackend`. TLS
+    still verifies the certificate against the host name of the URL (httpcore passes it apart from the address)."""
+
+    def __init__(self, backend: CheckedBackend, max_connections: int = 100) -> None:
+        super().__init__()
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=max_connections,
+            network_backend=backend,
+        )
+
+
+def checked_transport(
+    allow_private: bool, timeout_s: float = 5.0, resolve: Resolver = system_resolve, max_connections: int = 100
+) -> CheckedTransport:
+    return CheckedTransport(CheckedBackend(allow_private, timeout_s, resolve), max_connections)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,6 +24,7 @@ from client_agent.registry import Registry
 from client_agent.storage import Store
 from coalesce.attest import attest
 from contractor_agent.identity import Identity
+from contractor_agent.store import SqlTaskStore
 from shared.a2a.cards import CardError, FetchPolicy, fetch_card
 from shared.a2a.models import AgentCard, Artifact, Message, Part
 from shared.economics.skills import CachedEmbedder, SkillIndex, SkillRequirement
@@ -31,6 +34,7 @@ from shared.security.auth import ApiKeys
 from shared.security.card_signing import CardTrustError, key_to_pin, verify_card
 from shared.security.channel import Channel, ChannelError, ChannelOffer, ReplayGuard, channel_offer, key_id
 from shared.security.keys import public_jwk, thumbprint
+from shared.security.net_policy import CheckedBackend, CheckedTransport
 from tests.conftest import RISK, StartContractor, card_named, rpc, subtask, wait_until
 
 E2E_REFUSED = -32051
@@ -67,7 +71,8 @@ def sealed_send(url: str, task_id: str, channel: Channel, data: dict[str, Any] |
 
 
 def task_count(url: str) -> int:
-    return rpc(url, "ListTasks", {}, **{"a2a-version": "1.0"})["result"]["totalSize"]
+    """Every task the contractor keeps, whoever created it (its operator's view)."""
+    return httpx.get(url + "health", timeout=10).json()["load"]["tasksKept"]
 
 
 @pytest.fixture
@@ -275,10 +280,12 @@ class CardHost:
 
     def __init__(self) -> None:
         self.card: dict[str, Any] | bytes = {}
+        self.hits = 0
         app = FastAPI()
 
         @app.get("/.well-known/agent-card.json")
         async def card() -> Response:
+            self.hits += 1
             body = self.card if isinstance(self.card, bytes) else json.dumps(self.card).encode()
             return Response(body, media_type="application/json")
 
@@ -535,3 +542,202 @@ def test_push_notifications_never_go_to_private_addresses_unless_allowed(
     else:
         time.sleep(1.0)
         assert webhook.received == []
+
+
+# ---------------------------------------------------------------- tenants
+
+
+TASK_NOT_FOUND = -32001
+
+
+def as_caller(url: str, key: str | None, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    headers = {"a2a-version": "1.0"} if method[0].isupper() else {}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return rpc(url, method, params, **headers)
+
+
+def risk_message(message_id: str) -> dict[str, Any]:
+    return {"role": "user", "messageId": message_id, "kind": "message", "parts": [{"kind": "data", "data": RISK}]}
+
+
+def test_tenants_see_only_their_own_tasks_in_every_generation(start_contractor: StartContractor, webhook):
+    keys = ApiKeys(["alice-key", "bob-key"])
+    url = start_contractor(card_named("cpu_optimised"), identity=new_identity(api_keys=keys))
+    meta = {"skill": "risk-assessment"}
+    done = as_caller(url, "alice-key", "tasks/send", {"id": "alice-1", "message": risk_message("a"), "metadata": meta})
+    assert done["result"]["status"]["state"] == "completed"
+    slow = {**risk_message("s"), "parts": [{"kind": "data", "data": {**RISK, "simulations": 5_000_000}}]}
+    params = {"message": slow, "configuration": {"blocking": False}, "metadata": meta}
+    running = as_caller(url, "alice-key", "message/send", params)["result"]["id"]
+
+    hook = {"url": webhook.url}
+    refused = {
+        "tasks/get": {"id": "alice-1"},
+        "GetTask": {"id": "alice-1"},
+        "tasks/cancel": {"id": running},
+        "CancelTask": {"id": running},
+        "tasks/resubscribe": {"id": running},
+        "SubscribeToTask": {"id": running},
+        "tasks/pushNotification/set": {"id": "alice-1", "pushNotificationConfig": hook},
+        "tasks/pushNotificationConfig/list": {"id": "alice-1"},
+        "CreateTaskPushNotificationConfig": {"taskId": "alice-1", **hook},
+        "ListTaskPushNotificationConfigs": {"taskId": "alice-1"},
+    }
+    for method, params in refused.items():
+        error = as_caller(url, "bob-key", method, params)["error"]
+        assert error["code"] == TASK_NOT_FOUND and "not found" in error["message"], (method, error)  # as if absent
+    assert as_caller(url, "bob-key", "ListTasks", {})["result"] == {
+        "tasks": [],
+        "nextPageToken": "",
+        "pageSize": 50,
+        "totalSize": 0,
+    }
+    taken = as_caller(url, "bob-key", "tasks/send", {"id": "alice-1", "message": risk_message("b"), "metadata": meta})
+    assert taken["error"]["code"] == -32602 and "taken" in taken["error"]["message"]
+
+    mine = as_caller(url, "alice-key", "ListTasks", {"includeArtifacts": True})["result"]
+    assert mine["totalSize"] == 2 and {t["id"] for t in mine["tasks"]} == {"alice-1", running}
+    again = as_caller(url, "alice-key", "tasks/get", {"id": "alice-1"})["result"]
+    assert again["artifacts"] == done["result"]["artifacts"]  # bob's attempts changed nothing
+    assert as_caller(url, "alice-key", "tasks/get", {"id": running})["result"]["status"]["state"] == "working"
+    assert not webhook.received
+    assert (
+        as_caller(url, "alice-key", "CancelTask", {"id": running})["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+    )
+
+
+def test_anonymous_callers_list_nothing_and_reach_a_task_only_by_its_random_id(start_contractor: StartContractor):
+    url = start_contractor(card_named("cpu_optimised"))
+    params = {"message": risk_message("a"), "metadata": {"skill": "risk-assessment"}}
+    task = as_caller(url, None, "message/send", params)["result"]
+    assert len(task["id"]) == 32 and int(task["id"], 16) >= 0  # a random UUID, not a counter
+    assert as_caller(url, None, "ListTasks", {})["result"]["totalSize"] == 0 and task_count(url) == 1
+    assert as_caller(url, None, "tasks/get", {"id": task["id"]})["result"]["id"] == task["id"]
+
+
+def test_task_owners_survive_a_restart_and_older_databases_open(start_contractor: StartContractor, tmp_path):
+    path = tmp_path / "tasks.db"
+    with sqlite3.connect(path) as old:  # the table as contractors wrote it before tasks had owners
+        old.execute(
+            "CREATE TABLE contractor_tasks (id VARCHAR(128) PRIMARY KEY, skill VARCHAR(128) NOT NULL, "
+            "dialect VARCHAR(16) NOT NULL, task JSON NOT NULL, push_configs JSON NOT NULL, updated_at FLOAT NOT NULL)"
+        )
+        task = {"id": "old-1", "contextId": "c", "status": {"state": "completed"}, "kind": "task"}
+        old.execute("INSERT INTO contractor_tasks VALUES ('old-1', 'risk-assessment', 'legacy', ?, '{}', 1.0)",
+                    (json.dumps(task),))  # fmt: skip
+    keys = ApiKeys(["alice-key", "bob-key"])
+    first = start_contractor(
+        card_named("cpu_optimised"), identity=new_identity(api_keys=keys), store=SqlTaskStore(f"sqlite:///{path}")
+    )
+    meta = {"skill": "risk-assessment"}
+    as_caller(first, "alice-key", "tasks/send", {"id": "alice-1", "message": risk_message("a"), "metadata": meta})
+    restarted = start_contractor(
+        card_named("cpu_optimised"), identity=new_identity(api_keys=keys), store=SqlTaskStore(f"sqlite:///{path}")
+    )
+    assert as_caller(restarted, "bob-key", "tasks/get", {"id": "alice-1"})["error"]["code"] == TASK_NOT_FOUND
+    assert as_caller(restarted, "alice-key", "tasks/get", {"id": "alice-1"})["result"]["status"]["state"] == "completed"
+    assert as_caller(restarted, "alice-key", "ListTasks", {})["result"]["totalSize"] == 1
+    # the task from before owners: anonymous, found by its id, listed to no one
+    assert as_caller(restarted, "bob-key", "tasks/get", {"id": "old-1"})["result"]["id"] == "old-1"
+    assert as_caller(restarted, "bob-key", "ListTasks", {})["result"]["totalSize"] == 0
+
+
+# ---------------------------------------------------------------- DNS rebinding
+
+
+class RebindingResolver:
+    """A name server under the test's control, rebinding: it answers a public address and the loopback address
+    in turn, so a client that checks one answer and connects by another lookup would reach loopback."""
+
+    def __init__(self, public: str = "93.184.216.34") -> None:
+        self.public = public
+        self.lookups: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        return [self.public] if len(self.lookups) % 2 else ["127.0.0.1"]
+
+
+class NoInternet(httpcore.AsyncNetworkBackend):
+    """Test double for the internet, which these machines cannot reach: records where a connection was asked to
+    go, and refuses it (no traffic leaves the machine)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int]] = []
+
+    async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        self.asked.append((host, port))
+        raise httpcore.ConnectError("no route to the internet from here")
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unused")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def test_dns_rebinding_cannot_turn_a_checked_card_url_into_a_loopback_connection(card_host: CardHost):
+    card_host.publish(Ed25519PrivateKey.generate())
+    port = int(card_host.url.rsplit(":", 1)[1].strip("/"))
+    resolver = RebindingResolver()
+    policy = FetchPolicy(resolve=resolver)
+
+    async def fetch() -> str:
+        async with httpx.AsyncClient(transport=policy.transport()) as http:
+            with pytest.raises(CardError) as refused:
+                await fetch_card(http, f"http://rebind.test:{port}/", policy)
+            return str(refused.value)
+
+    hits_before = card_host.hits
+    message = asyncio.run(fetch())
+    # per card location: the early check saw the public answer and let it pass; the connection looked up again,
+    # got loopback, and refused it itself
+    assert resolver.lookups == ["rebind.test"] * 4
+    assert message.count("ConnectError: refused: rebind.test resolves to 127.0.0.1") == 2, message
+    assert card_host.hits == hits_before  # nothing reached the loopback server
+
+
+def test_a_checked_connection_goes_to_the_address_that_was_checked():
+    internet = NoInternet()
+    resolver = RebindingResolver()
+    transport = CheckedTransport(CheckedBackend(allow_private=False, resolve=resolver, inner=internet))
+
+    async def get() -> None:
+        async with httpx.AsyncClient(transport=transport) as http:
+            with pytest.raises(httpx.ConnectError):
+                await http.get("http://rebind.test:8080/hook")
+
+    asyncio.run(get())
+    assert resolver.lookups == ["rebind.test"]  # one lookup per connection, no second one to rebind
+    assert internet.asked == [("93.184.216.34", 8080)]  # the checked address, not the name
+
+
+# ---------------------------------------------------------------- the channel: bound to its task, replays remembered
+
+
+def test_a_channel_opens_only_on_its_own_task(secure_cpu):
+    url, _ = secure_cpu
+    before = task_count(url)
+    channel = Channel.open_to(offer_of(url), "e2e-mine")
+    error = sealed_send(url, "e2e-elsewhere", channel, RISK)["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "wrong-channel", error
+    assert task_count(url) == before
+
+
+def test_a_replayed_first_envelope_is_refused_after_a_restart(start_contractor: StartContractor, tmp_path):
+    signing, e2e, db = Ed25519PrivateKey.generate(), X25519PrivateKey.generate(), f"sqlite:///{tmp_path}/c.db"
+
+    def contractor() -> str:
+        store = SqlTaskStore(db)
+        identity = Identity(signing_keys=[signing], e2e_key=e2e, replay_guard=store.replay_guard())
+        return start_contractor(card_named("cpu_optimised"), identity=identity, store=store)
+
+    first = contractor()
+    channel = Channel.open_to(offer_of(first), "e2e-once")
+    envelope = channel.seal({"parts": [Part.of_data(RISK).wire()]})
+    assert sealed_send(first, "e2e-once", channel, envelope=envelope)["result"]["status"]["state"] == "completed"
+    restarted = contractor()  # a new process's memory: only the database remembers the channel
+    error = sealed_send(restarted, "e2e-again", channel, envelope=envelope)["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "replay", error  # not even "wrong-channel"
+    assert task_count(restarted) == 1

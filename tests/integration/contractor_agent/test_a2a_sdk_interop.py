@@ -29,6 +29,8 @@ from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct, Value
 
+from contractor_agent.identity import Identity
+from shared.security.auth import ApiKeys
 from tests.conftest import StartContractor, Webhook, card_named, wait_until
 
 VERSIONS = ["1.0", "0.3"]
@@ -54,11 +56,14 @@ def data_request(data: dict[str, Any], skill: str, task_id: str = "", context_id
 class SdkClient:
     """An a2a-sdk client pinned to one protocol version of our card."""
 
-    def __init__(self, url: str, version: str, streaming: bool = True, polling: bool = False) -> None:
+    def __init__(
+        self, url: str, version: str, streaming: bool = True, polling: bool = False, token: str | None = None
+    ) -> None:
         self.url, self.version, self.streaming, self.polling = url, version, streaming, polling
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def __aenter__(self):
-        self.http = httpx.AsyncClient(timeout=60)
+        self.http = httpx.AsyncClient(timeout=60, headers=self.headers)
         card = parse_agent_card((await self.http.get(self.url + ".well-known/agent-card.json")).json())
         kept = [i for i in card.supported_interfaces if i.protocol_version == self.version]
         del card.supported_interfaces[:]
@@ -154,8 +159,13 @@ async def test_resubscribe_reattaches_to_a_running_task(cpu: str, version: str):
         assert again[0].task.status.state == TaskState.TASK_STATE_COMPLETED
 
 
-async def test_list_tasks_filters_and_pages(cpu: str):
-    async with SdkClient(cpu, "1.0", streaming=False) as client:
+async def test_list_tasks_filters_and_pages_a_callers_own_tasks(start_contractor: StartContractor):
+    keys = ApiKeys(["alice-key", "bob-key"])
+    cpu = start_contractor(card_named("cpu_optimised"), identity=Identity(api_keys=keys))
+    async with SdkClient(cpu, "1.0", streaming=False, token="bob-key") as bob:
+        [bobs] = [e async for e in bob.send_message(data_request(PORTFOLIO, "portfolio-optimisation"))]
+        assert (await bob.list_tasks(ListTasksRequest())).total_size == 1
+    async with SdkClient(cpu, "1.0", streaming=False, token="alice-key") as client:
         ids = []
         for _ in range(3):
             [response] = [e async for e in client.send_message(data_request(PORTFOLIO, "portfolio-optimisation"))]
@@ -168,6 +178,8 @@ async def test_list_tasks_filters_and_pages(cpu: str):
         assert done.total_size == 3
         none = await client.list_tasks(ListTasksRequest(status=TaskState.TASK_STATE_FAILED))
         assert none.total_size == 0
+        with pytest.raises(TaskNotFoundError):  # bob's task, as if it did not exist
+            await client.get_task(GetTaskRequest(id=bobs.task.id))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
