@@ -37,7 +37,9 @@ from shared.a2a.models import (
 )
 from shared.economics.cost_model import ChargeCheck, CostCalibrator, Metered, check_charge
 from shared.runtime.observability import A2A_TASK_ID
+from shared.security.card_signing import keys_of_signatures
 from shared.security.channel import Channel, ChannelError, envelope_of
+from shared.security.receipts import ReceiptRejected, verify_receipt
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,23 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0.0
     return max(float(value), 0.0)
+
+
+def receipt_problem(contractor: Contractor, task_id: str, billing: dict[str, Any]) -> str | None:
+    """Why the contractor's signed usage receipt does not cover its bill, or None when it does or when none is
+    expected (an unsigned card, or no price list)."""
+    if contractor.signing_key is None or contractor.card.coalesce is None:
+        return None
+    key = keys_of_signatures(contractor.card.signatures or []).get(contractor.signing_key)
+    if key is None:
+        return "the pinned key is not on the card"
+    try:
+        verify_receipt(
+            billing.get("receipt"), task_id, billing, contractor.card.coalesce.price, key, contractor.signing_key
+        )
+    except ReceiptRejected as rejected:
+        return str(rejected)
+    return None
 
 
 def _busy_seconds(error: Exception) -> float | None:
@@ -170,6 +189,10 @@ class Hirer:
             return Outcome(False, contractor.id, reason, artifacts, verdict, seconds=seconds)
         charged = _number(billing.get("costUsd"))
         check = self._check_charge(contractor, billing, charged, seconds, run)
+        receipt = receipt_problem(contractor, remote_id, billing)
+        if receipt is not None:  # an unsigned or altered bill: nothing beyond the quote is owed
+            quote = min(_number(billing.get("quoteUsd")), check.allowed_usd)
+            check = ChargeCheck(quote, charged, (*check.notes, f"receipt refused: {receipt}"))
         # the price list is the contract: a charge within it stands (above a reservation estimated too low as well,
         # which is the client's error, not the contractor's); one above it is paid what the list allows
         payable = charged if not check.over else check.allowed_usd
@@ -183,6 +206,7 @@ class Hirer:
             paidUsd=round(paid, 6),
             chargedUsd=round(charged, 6),
             allowedUsd=round(check.allowed_usd, 6),
+            receipt="not expected" if contractor.signing_key is None else receipt or "verified",
         )
         overcharge = None
         if check.over:

@@ -49,6 +49,7 @@ from shared.runtime.observability import A2A_TASK_ID, TASK_ID
 from shared.runtime.pubsub import Subscription as PubSubSubscription
 from shared.runtime.pubsub import Topic
 from shared.security.channel import Channel
+from shared.security.receipts import sign_receipt
 from shared.workers.base import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.workers.compute import Cancelled
 
@@ -443,7 +444,12 @@ class TaskManager:
         usage = result.usage
         quote = record.task.metadata["coalesce"]["quoteUsd"]
         cost = self.pricing.charge(quote, usage)
-        record.task.metadata["coalesce"].update({"costUsd": round(cost, 9), "usage": usage.wire()})
+        billing = record.task.metadata["coalesce"]
+        billing.update({"costUsd": round(cost, 9), "usage": usage.wire()})
+        if self.identity.signing_keys and self.profile is not None:  # what it bills, signed with its card's key
+            billing["receipt"] = sign_receipt(
+                record.task.id, billing, self.profile.price, self.identity.signing_keys[0]
+            )
         self.metrics.charged_usd.inc(cost)
         worker = self.workers[record.skill.id].name
         self.metrics.worker_usage(worker, usage.input_tokens, usage.output_tokens, usage.compute_seconds)

@@ -177,9 +177,15 @@ def verify_card(card: dict[str, Any]) -> list[str]:
 def signing_keys(card: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
     """kid -> public key of every signature that verifies on the card (CardTrustError if one does not)."""
     verify_card(card)
+    return keys_of_signatures(card.get("signatures") or [])
+
+
+def keys_of_signatures(signatures: list[Any]) -> dict[str, Ed25519PublicKey]:
+    """kid -> public key named by each signature's protected header (of a card verified before)."""
     keys = {}
-    for signature in card.get("signatures") or []:
-        jwk = json.loads(unb64url(signature["protected"]))["jwk"]
+    for signature in signatures:
+        protected = signature["protected"] if isinstance(signature, dict) else signature.protected
+        jwk = json.loads(unb64url(protected))["jwk"]
         keys[thumbprint(jwk)] = ed25519_from_jwk(jwk)
     return keys
 

@@ -741,3 +741,84 @@ def test_a_replayed_first_envelope_is_refused_after_a_restart(start_contractor: 
     error = sealed_send(restarted, "e2e-again", channel, envelope=envelope)["error"]
     assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "replay", error  # not even "wrong-channel"
     assert task_count(restarted) == 1
+
+
+# ---------------------------------------------------------------- signed usage receipts
+
+
+class InflatesItsBill:
+    """ASGI middleware on a contractor: multiplies every `costUsd` it answers with by 1 000 after the fact (a
+    contractor that bills more than its signed receipt says)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            headers = dict(start["headers"])
+            if headers.get(b"content-type", b"").startswith(b"application/json") and b"costUsd" in body:
+                reply = json.loads(body)
+                billing = reply.get("result", {}).get("metadata", {}).get("coalesce", {})
+                if "costUsd" in billing:
+                    billing["costUsd"] *= 1000
+                body = json.dumps(reply).encode()
+            headers[b"content-length"] = str(len(body)).encode()
+            await send({**start, "headers": list(headers.items())})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
+
+
+def signed_contractor(inflating: bool) -> tuple[ServerThread, str]:
+    from contractor_agent.app import create_app
+    from contractor_agent.build import worker_kinds
+    from shared.workers.factory import build_workers
+
+    card = card_named("cpu_optimised")
+    sock = bind_socket("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    identity = Identity(signing_keys=[Ed25519PrivateKey.generate()])
+    app: Any = create_app(card, build_workers(worker_kinds(card)), base_url=url, identity=identity)
+    return ServerThread(InflatesItsBill(app) if inflating else app, sock).start(), url
+
+
+@pytest.mark.parametrize("inflating", [False, True])
+def test_a_bill_is_paid_only_as_far_as_the_contractors_signed_receipt_covers_it(make_client, inflating: bool):
+    server, url = signed_contractor(inflating)
+    try:
+        client = make_client(own_skills=set())
+        contractor = client.register(url)["id"]
+        job = {"description": "Risk", "subtasks": [subtask("risk-assessment", "VaR", input_data=RISK)], "budget_usd": 1}
+        task = client.run(job)
+        (sub,) = task["subtasks"]
+        assert task["status"] == "completed" and sub["where"] == contractor
+        settlement = [e for e in client.events(task["id"]) if e["kind"] == "settlement"][-1]["data"]
+        signed = httpx.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": sub["a2aTaskId"]}}
+        )
+        quote = signed.json()["result"]["metadata"]["coalesce"]["quoteUsd"]
+        if not inflating:
+            assert settlement["receipt"] == "verified"
+            assert settlement["paidUsd"] == pytest.approx(settlement["chargedUsd"], abs=1e-6)
+            assert "overcharge" not in [e["kind"] for e in client.events(task["id"])]
+        else:
+            assert settlement["receipt"] == "the billed costUsd is not the one signed"
+            assert settlement["paidUsd"] <= quote + 1e-9 < settlement["chargedUsd"]  # the quote, no more
+            assert "overcharge" in [e["kind"] for e in client.events(task["id"])]
+        ledger = client.http.get("/v1/ledger").json()
+        assert sum(ledger["balances"].values()) == pytest.approx(0.0, abs=1e-9)
+    finally:
+        server.stop()
