@@ -37,7 +37,6 @@ from shared.a2a.models import (
 )
 from shared.economics.cost_model import ChargeCheck, CostCalibrator, Metered, check_charge
 from shared.runtime.observability import A2A_TASK_ID
-from shared.security.card_signing import keys_of_signatures
 from shared.security.channel import Channel, ChannelError, envelope_of
 from shared.security.receipts import ReceiptRejected, verify_receipt
 
@@ -82,7 +81,7 @@ def receipt_problem(contractor: Contractor, task_id: str, billing: dict[str, Any
     expected (an unsigned card, or no price list)."""
     if contractor.signing_key is None or contractor.card.coalesce is None:
         return None
-    key = keys_of_signatures(contractor.card.signatures or []).get(contractor.signing_key)
+    key = contractor.pinned_public_key
     if key is None:
         return "the pinned key is not on the card"
     try:

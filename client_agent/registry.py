@@ -7,16 +7,18 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client_agent.storage import Store
 from shared.a2a.cards import CardError, FetchPolicy, fetch_card
 from shared.a2a.models import AgentCard
 from shared.economics.skills import SkillIndex, SkillProfile, skill_profiles
 from shared.security.attestation import proven_skills
-from shared.security.card_signing import CardTrustError, key_to_pin
+from shared.security.card_signing import CardTrustError, key_to_pin, keys_of_signatures
 from shared.security.channel import ChannelOffer, channel_offer
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,13 @@ class Contractor:
     @property
     def channel(self) -> ChannelOffer | None:
         return channel_offer(self.card.capabilities.extensions)
+
+    @cached_property
+    def pinned_public_key(self) -> Ed25519PublicKey | None:
+        """The public key of the pinned card-signing key (None: an unsigned card, or the key is not on it)."""
+        if self.signing_key is None:
+            return None
+        return keys_of_signatures(self.card.signatures or []).get(self.signing_key)
 
     @property
     def requires_auth(self) -> bool:

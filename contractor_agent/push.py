@@ -124,8 +124,8 @@ class PushNotifier:
 
     async def _deliver(self, delivery: Delivery) -> bool:
         assert self._client is not None
-        try:
-            await self.check(delivery.config.url)
+        try:  # the scheme here; the address is checked by the transport, on the one lookup it connects by
+            await check_url(delivery.config.url, allow_private=True)
         except AddressRefused as refused:
             log.warning("push not sent: %s", refused)
             return False

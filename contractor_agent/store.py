@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.a2a.models import Task
 from shared.runtime.database import open_database
-from shared.security.channel import REPLAY_WINDOW_S, ChannelError
+from shared.security.channel import REPLAY_WINDOW_S, replayed
 
 metadata = MetaData()
 
@@ -113,4 +113,4 @@ class SqlReplayGuard:
                 db.execute(delete(channel_claims).where(channel_claims.c.at < now - REPLAY_WINDOW_S))
                 db.execute(insert(channel_claims).values(ephemeral_key=ephemeral_key, at=now))
         except IntegrityError:
-            raise ChannelError("replay", "this channel was already opened (a replayed first message)") from None
+            raise replayed() from None

@@ -453,7 +453,7 @@ class TaskManager:
         self.metrics.charged_usd.inc(cost)
         worker = self.workers[record.skill.id].name
         self.metrics.worker_usage(worker, usage.input_tokens, usage.output_tokens, usage.compute_seconds)
-        charged = {"coalesce": {"costUsd": round(cost, 9), "usage": usage.wire()}}
+        charged = {"coalesce": {"costUsd": billing["costUsd"], "usage": billing["usage"]}}
         artifacts = [a.model_copy(update={"metadata": {**(a.metadata or {}), **charged}}) for a in result.artifacts]
         summary = result.summary or "done"
         if record.channel is not None:  # the artifacts travel as the channel's last envelope

@@ -115,14 +115,13 @@ class EngineAgent:
         self.local_failures = np.zeros((runs, len(TASK_TYPES)))
         self.hires = np.zeros((runs, n))
         self.good = np.zeros((runs, n))
-        self.decay = float(decay_factor(STEP_S, ReputationConfig().decay_per_month))
+        self.reputation = ReputationConfig()
+        self.decay = float(decay_factor(STEP_S, self.reputation.decay_per_month))
         self.last: Choice | None = None
 
     def decide(self, step: Step, stream: np.ndarray) -> Choice:
-        prior = ReputationConfig()
         columns = np.arange(self.hires.shape[1])[None, :]
-        a = prior.prior_success + self.successes[stream[:, None], columns, step.task_type[:, None]]  # (B, n)
-        b = prior.prior_failure + self.failures[stream[:, None], columns, step.task_type[:, None]]
+        a, b = self.posterior(self.successes, self.failures, (stream[:, None], columns, step.task_type[:, None]))
         hired, good = self.hires.sum(axis=1), self.good.sum(axis=1)
         failure_rate = np.divide(hired - good, hired, out=np.full(len(hired), 0.25), where=hired > 0)
         signals = MarketSignals(
@@ -161,14 +160,18 @@ class EngineAgent:
         self.last = self.engine.choose(problem)
         return self.last
 
+    def posterior(
+        self, successes: np.ndarray, failures: np.ndarray, where: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The Beta posterior (14) of the decayed evidence at `where`: (a, b)."""
+        return self.reputation.prior_success + successes[where], self.reputation.prior_failure + failures[where]
+
     def local_option(self, step: Step, stream: np.ndarray) -> LocalOption:
         """The client's own worker: the oracle knows its true chance of a bad result; a learner, like the live
         client, carries a quality posterior learnt from its own checks."""
         if self.strategy == "oracle":
             return LocalOption(step.local_cost, step.local_latency_s, step.local_failure, True)
-        prior = ReputationConfig()
-        a = prior.prior_success + self.local_successes[stream, step.task_type]
-        b = prior.prior_failure + self.local_failures[stream, step.task_type]
+        a, b = self.posterior(self.local_successes, self.local_failures, (stream, step.task_type))
         return LocalOption(step.local_cost, step.local_latency_s, b / (a + b), True, quality_a=a, quality_b=b)
 
     @property

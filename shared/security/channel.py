@@ -286,6 +286,11 @@ def _header(envelope: dict[str, Any]) -> dict[str, Any]:
     return header
 
 
+def replayed() -> ChannelError:
+    """The refusal of a first envelope whose channel was opened before (any `ClaimsChannels`)."""
+    return ChannelError("replay", "this channel was already opened (a replayed first message)")
+
+
 class ClaimsChannels(Protocol):
     """Where the channels already opened are remembered (by their ephemeral keys) for the replay window.
     `claim` raises ChannelError("replay") for a key claimed before within the window."""
@@ -306,7 +311,7 @@ class ReplayGuard:
         while self._seen and next(iter(self._seen.values())) < now - REPLAY_WINDOW_S:
             self._seen.popitem(last=False)
         if ephemeral_key in self._seen:
-            raise ChannelError("replay", "this channel was already opened (a replayed first message)")
+            raise replayed()
         if len(self._seen) >= self.max_entries:
             self._seen.popitem(last=False)
         self._seen[ephemeral_key] = now
