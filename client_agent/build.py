@@ -7,7 +7,7 @@ from collections.abc import Collection
 from client_agent.gold import GoldItem
 from client_agent.service import ClientConfig, ClientService
 from client_agent.storage import Store
-from shared.economics.skills import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from shared.economics.skills import CachedEmbedder, Embedder, default_embedder
 from shared.workers.base import Worker
 from shared.workers.factory import build_workers
 from shared.workers.llm import LLMSettings, OpenAIChatWorker
@@ -54,7 +54,7 @@ def build_service(
     assert language_model is None or isinstance(language_model, OpenAIChatWorker)
     return ClientService(
         Store(db_url),
-        CachedEmbedder(embedder or SentenceTransformerEmbedder()),
+        CachedEmbedder(embedder or default_embedder()),
         workers,
         config,
         planner_llm=language_model,

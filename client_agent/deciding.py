@@ -230,9 +230,9 @@ class Decider:
         """The contractor's terms: its price (quote plus expected usage) calibrated by what it charged before."""
         card = contractor.card
         latency = card.coalesce.typical_latency_s if card.coalesce else 30.0
-        channel = "e2e" if contractor.channel else "tls" if card.url.startswith("https") else "plaintext"
+        channel = contractor.channel_kind
         return Offer(
-            price_usd=self.calibrator.estimate(f"{card.url}", raw_price),
+            price_usd=self.calibrator.estimate(contractor.id, raw_price),
             latency_s=latency,
             p_security=security_risk([self.config.breach_probability] * 2, sensitivity, channel),
             verification_usd=self.config.verification_usd,
@@ -273,10 +273,11 @@ class Decider:
             {
                 "id": c.id,
                 "name": c.card.name,
-                "url": c.card.url,
+                "url": c.endpoint.url,
+                "a2aVersion": c.endpoint.dialect.value,
                 "skills": [s.id for s in c.card.skills],
                 "competence": self.competence(c.id, [s.id for s in c.card.skills], now),
-                "basePriceUsd": c.card.coalesce.price.base_usd if c.card.coalesce else None,
+                "basePriceUsd": c.card.coalesce.price.base_usd if c.card.coalesce else c.operator_price_usd,
                 "quoteUsd": quote[0] if quote else None,
                 "load": quote[1] if quote else None,
                 "reliability": round(self.reputation.reliability(c.id, None, now), 6),

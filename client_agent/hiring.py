@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import httpx
@@ -23,13 +24,15 @@ from client_agent.progress import Progress
 from client_agent.registry import Contractor
 from client_agent.state import EventKind, Outcome, SubtaskRun
 from client_agent.verification import Verifier
-from shared.a2a.client import A2AClient
+from shared.a2a.client import A2AClient, Reply, as_task
+from shared.a2a.dialects import Dialect
 from shared.a2a.models import (
     A2AError,
     Artifact,
     ErrorCode,
     Message,
     Part,
+    Task,
     TaskArtifactUpdateEvent,
     TaskState,
     TaskStatusUpdateEvent,
@@ -128,7 +131,7 @@ class Hirer:
 
     def client(self, contractor: Contractor, timeout_s: float | None = None) -> A2AClient:
         return A2AClient(
-            contractor.card.url,
+            contractor.endpoint,
             self.market.http,
             timeout_s=timeout_s or self.hire_timeout_s,
             headers=self.market.auth_headers(contractor),
@@ -148,17 +151,18 @@ class Hirer:
         what calibration (10) compares the charge with."""
         reserve = min(price_usd * self.reserve_factor, budget)
         self.ledger.reserve(run.id, attempt, contractor.id, reserve)
-        remote_id = new_id()
+        remote_id = new_id()  # the id of the message that opens the task (legacy: the task's own id)
         self.progress.publish(
             run,
             EventKind.DISPATCH,
             attempt=attempt,
             contractor=contractor.id,
-            a2aTaskId=remote_id,
+            a2aMessageId=remote_id,
             reservedUsd=round(reserve, 6),
         )
-        run.state.a2a_task_id = remote_id
-        A2A_TASK_ID.set(remote_id)
+        run.state.a2a_task_id = None
+        if contractor.endpoint.dialect is Dialect.LEGACY:  # the client names the task
+            self._named(run, remote_id)
         log.info("hiring %s (%s) for subtask %s", contractor.card.name, contractor.id, run.id)
         self.progress.save(run)
         started = time.perf_counter()
@@ -167,14 +171,14 @@ class Hirer:
             async with asyncio.timeout(self.hire_timeout_s):
                 artifacts, billing = await self._converse(run, client, contractor, remote_id, skill)
         except asyncio.CancelledError:
-            await abandon(client, remote_id)
+            await abandon(client, run.state.a2a_task_id)
             self.ledger.refund(run.id, attempt, reserve, "the client canceled the task")
             raise
         except HIRE_ERRORS as error:
             reason = f"{type(error).__name__}: {error}"[:300] if str(error) else type(error).__name__
             if isinstance(error, TimeoutError):
                 reason = f"no result within {self.hire_timeout_s:g} s"
-                await abandon(client, remote_id)
+                await abandon(client, run.state.a2a_task_id)
             self._refund(run, attempt, reserve, reason)
             return Outcome(
                 False, contractor.id, reason, seconds=time.perf_counter() - started, busy_s=_busy_seconds(error)
@@ -188,7 +192,7 @@ class Hirer:
             return Outcome(False, contractor.id, reason, artifacts, verdict, seconds=seconds)
         charged = _number(billing.get("costUsd"))
         check = self._check_charge(contractor, billing, charged, seconds, run)
-        receipt = receipt_problem(contractor, remote_id, billing)
+        receipt = receipt_problem(contractor, run.state.a2a_task_id or remote_id, billing)
         if receipt is not None:  # an unsigned or altered bill: nothing beyond the quote is owed
             quote = min(_number(billing.get("quoteUsd")), check.allowed_usd)
             check = ChargeCheck(quote, charged, (*check.notes, f"receipt refused: {receipt}"))
@@ -196,7 +200,7 @@ class Hirer:
         # which is the client's error, not the contractor's); one above it is paid what the list allows
         payable = charged if not check.over else check.allowed_usd
         paid = self.ledger.release(run.id, attempt, contractor.id, reserve, payable, beyond_reservation=True)
-        self.calibrator.observe(contractor.card.url, raw_price_usd, paid)
+        self.calibrator.observe(contractor.id, raw_price_usd, paid)
         self.progress.publish(
             run,
             EventKind.SETTLEMENT,
@@ -246,59 +250,76 @@ class Hirer:
     ) -> tuple[list[Artifact], dict[str, Any]]:
         """Stream the work (or send it, to a contractor without streaming), relaying the contractor's events and
         answering its input-required from the client's user; returns the artifacts and the contractor's billing
-        (its quote, its charge and the usage it claims)."""
+        (its quote, its charge and the usage it claims; for an agent priced by its operator, that price)."""
         card_skill = contractor.card.skill(skill or "")
         modes = (card_skill.input_modes if card_skill else None) or contractor.card.default_input_modes
-        message = work_message(run.spec, modes)
+        message = work_message(run.spec, modes).model_copy(update={"message_id": remote_id})
         offer = contractor.channel
         channel = Channel.open_to(offer, remote_id) if offer else None
         streaming = contractor.card.capabilities.streaming
+        task_ids: dict[str, Any] = {}  # the task id and context id, once the contractor named them
         while True:
             if channel is not None:
                 message = channel.seal_message(message)
-            state = await self._exchange(run, client, remote_id, message, skill, streaming, channel)
+            reply = await self._exchange(run, client, message.model_copy(update=task_ids), skill, streaming, channel)
+            if isinstance(reply, Message):  # a direct answer: the work is done and there is no task to ask for
+                task = as_task(reply)
+                break
+            task_ids = {"task_id": reply.id, "context_id": reply.context_id or None}
+            state = reply.status.state
             if state is TaskState.COMPLETED:
+                task = await client.get(reply.id)
                 break
             if state is not TaskState.INPUT_REQUIRED:
-                task = await client.get(remote_id)
+                task = await client.get(reply.id)
                 why = task.status.message.text() if task.status.message else state.value
                 raise A2AError(
                     ErrorCode.INVALID_AGENT_RESPONSE, f"the contractor's task ended {state.value}: {why}"[:300]
                 )
             message = await self.progress.wait_for_input(run)
-        task = await client.get(remote_id)
         billing = task.metadata.get("coalesce")
         billing = billing if isinstance(billing, dict) else {}
+        if contractor.operator_price_usd is not None:  # an agent that bills nothing: its operator's price
+            billing = {"quoteUsd": contractor.operator_price_usd, "costUsd": contractor.operator_price_usd}
         return (channel.open_artifacts(task.artifacts) if channel else task.artifacts), billing
 
     async def _exchange(
         self,
         run: SubtaskRun,
         client: A2AClient,
-        remote_id: str,
         message: Message,
         skill: str | None,
         streaming: bool,
         channel: Channel | None,
-    ) -> TaskState:
+    ) -> Task | Message:
+        """One message to the contractor: the task as its last event left it, or a direct answer."""
         metadata = {"coalesce": {"clientTaskId": run.task_id}}
-        if not streaming:
-            task = await client.send(remote_id, message, skill, metadata)
-            self.progress.publish(run, EventKind.CONTRACTOR, state=task.status.state.value)
-            if task.status.state is TaskState.INPUT_REQUIRED:
-                self.progress.ask(run, _reveal(channel, task.status.message))
-            return task.status.state
-        state = TaskState.UNKNOWN
-        async for event in client.stream(remote_id, message, skill, metadata):
+        events = client.stream(message, skill, metadata) if streaming else _one(client.send(message, skill, metadata))
+        task: Task | None = None
+        async for event in events:
+            if isinstance(event, Message):
+                return event
             if isinstance(event, TaskArtifactUpdateEvent):
                 self.progress.publish(run, EventKind.CONTRACTOR, artifact=event.artifact.name)
                 continue
-            assert isinstance(event, TaskStatusUpdateEvent)
-            state = event.status.state
-            self.progress.publish(run, EventKind.CONTRACTOR, state=state.value)
-            if state is TaskState.INPUT_REQUIRED:
-                self.progress.ask(run, _reveal(channel, event.status.message))
-        return state
+            if isinstance(event, TaskStatusUpdateEvent):
+                context_id = event.context_id or (task.context_id if task else "")
+                event = Task(id=event.task_id, context_id=context_id, status=event.status)
+            task = event
+            self._named(run, task.id)
+            self.progress.publish(run, EventKind.CONTRACTOR, state=task.status.state.value)
+            if task.status.state is TaskState.INPUT_REQUIRED:
+                self.progress.ask(run, _reveal(channel, task.status.message))
+        if task is None:
+            raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, "the contractor's stream ended without a task")
+        return task
+
+    def _named(self, run: SubtaskRun, task_id: str) -> None:
+        """The contractor's task of this hire is `task_id`: kept (to cancel it, even after a restart) and logged."""
+        if run.state.a2a_task_id != task_id:
+            run.state.a2a_task_id = task_id
+            A2A_TASK_ID.set(task_id)
+            self.progress.save(run)
 
     async def abandon_remote(self, contractor_id: str, remote_id: str | None) -> None:
         """Best effort, after a restart: tell the contractor of an unsettled hire to stop."""
@@ -307,7 +328,14 @@ class Hirer:
             await abandon(self.client(contractor, timeout_s=5), remote_id)
 
 
-async def abandon(client: A2AClient, remote_id: str) -> None:
+async def _one(reply: Awaitable[Reply]) -> AsyncIterator[Reply]:
+    """A send's reply as a stream of one event."""
+    yield await reply
+
+
+async def abandon(client: A2AClient, remote_id: str | None) -> None:
     """Best effort: tell the contractor to stop (the client no longer waits for it)."""
+    if remote_id is None:
+        return
     with contextlib.suppress(A2AError, httpx.HTTPError, TimeoutError, ValidationError, asyncio.CancelledError):
         await asyncio.shield(asyncio.wait_for(client.cancel(remote_id), timeout=5))

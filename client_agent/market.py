@@ -46,10 +46,13 @@ class Market:
         return None
 
     async def quote(self, contractor: Contractor, complexity: float = 1.0) -> Quote | None:
-        """The contractor's live price (eq. 7, its `/v1/quote`) and load; None when it does not answer."""
+        """The contractor's live price (eq. 7, its `/v1/quote`) and load; None when it does not answer. An agent
+        priced by its operator is quoted that price, its load unknown."""
+        if contractor.operator_price_usd is not None:
+            return contractor.operator_price_usd, {}
         try:
             response = await self.http.get(
-                contractor.card.url.rstrip("/") + "/v1/quote",
+                contractor.endpoint.url.rstrip("/") + "/v1/quote",
                 params={"complexity": complexity},
                 timeout=self.quote_timeout_s,
                 headers=self.auth_headers(contractor),

@@ -66,6 +66,13 @@ class TaskAccepted(BaseModel):
 
 class ContractorRegistration(Strict):
     card_url: str = Field(min_length=8, max_length=2048)
+    price_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000,
+        allow_inf_nan=False,
+        description="the operator's price per task, for an agent whose card publishes no price",
+    )
 
     @field_validator("card_url")
     @classmethod

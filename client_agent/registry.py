@@ -14,18 +14,20 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client_agent.storage import Store
-from shared.a2a.cards import CardError, FetchPolicy, fetch_card
-from shared.a2a.models import AgentCard
+from shared.a2a.cards import CardError, Endpoint, FetchPolicy, fetch_card, hiring_endpoint
+from shared.a2a.models import COALESCE_EXTENSION_URI, AgentCard
 from shared.economics.skills import SkillIndex, SkillProfile, skill_profiles
 from shared.security.attestation import proven_skills
-from shared.security.card_signing import CardTrustError, key_to_pin, keys_of_signatures
+from shared.security.card_signing import CardTrustError, key_to_pin, keys_of_signatures, verify_card
 from shared.security.channel import ChannelOffer, channel_offer
 
 log = logging.getLogger(__name__)
 
 
-def contractor_id(card_url: str) -> str:
-    return hashlib.sha256(card_url.encode()).hexdigest()[:16]
+def contractor_id(card_url: str, signing_key: str | None = None) -> str:
+    """Who a contractor is: its signing key when its card is signed (wherever it is served), else its address."""
+    identity = f"key:{signing_key}" if signing_key else card_url
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -37,6 +39,23 @@ class Contractor:
     failures: int
     signing_key: str | None = None  # the pinned card-signing key (None: the card is unsigned)
     proven_skills: frozenset[str] = frozenset()  # skills with a valid attestation proof
+    price_usd: float | None = None  # the operator's price per task, for a card that publishes none
+
+    @cached_property
+    def endpoint(self) -> Endpoint:
+        """Where, and in which A2A generation, it is hired."""
+        return hiring_endpoint(self.card)
+
+    @property
+    def channel_kind(self) -> str:
+        """How work travels to it: `e2e` (the end-to-end channel), `tls` (plain A2A over https) or `plaintext`."""
+        return "e2e" if self.channel else "tls" if self.endpoint.url.startswith("https") else "plaintext"
+
+    @property
+    def operator_price_usd(self) -> float | None:
+        """The price per task its operator registered, for an agent that publishes no price list (and bills
+        nothing); None for a COALESCE contractor, whose card's price list and live quotes are the terms."""
+        return self.price_usd if self.card.coalesce is None else None
 
     @property
     def channel(self) -> ChannelOffer | None:
@@ -83,6 +102,7 @@ class Registry:
             stored["failures"],
             stored["signing_key"],
             self._proven(card, stored["signing_key"]),
+            stored.get("price_usd"),
         )
         if contractor.status == "active":
             self._active[contractor.id] = contractor
@@ -109,14 +129,44 @@ class Registry:
         except CardTrustError as error:
             raise CardError(f"{card_url}: untrusted card: {error}") from None
 
-    async def register(self, card_url: str) -> tuple[Contractor, bool]:
-        ident = contractor_id(card_url)
-        stored = self.store.contractor(ident)
-        card, raw, signing_key = await self._fetch_trusted(card_url, stored["signing_key"] if stored else None)
-        created = self.store.upsert_contractor(ident, card_url, card.name, raw, signing_key)
+    async def register(self, card_url: str, price_usd: float | None = None) -> tuple[Contractor, bool]:
+        """Register (or refresh) the agent whose card is at `card_url`. A signed card is identified by its key: an
+        agent back at a new address keeps its record, reputation and competence, and one that now holds another's
+        address takes it over (that record is `moved` until its agent registers again). An unsigned card is
+        identified by its address and may not take over an address whose agent signs its cards. An agent whose
+        card publishes no price (no COALESCE extension) needs `price_usd`, its operator's price per task."""
+        card, raw = await fetch_card(self.http, card_url, self.policy)
+        if card.coalesce is None and price_usd is None:
+            raise CardError(
+                f"{card_url}: the card publishes no price (no {COALESCE_EXTENSION_URI} extension); "
+                "give price_usd, the operator's price per task"
+            )
+        if card.coalesce is not None and price_usd is not None:
+            raise CardError(f"{card_url}: the card publishes its own price list; price_usd is for agents without one")
+        try:
+            keys = verify_card(raw)
+            records = self.store.contractors_pinned_to(keys) if keys else []
+            known = records[0] if records else None
+            holder = self.store.contractor_at(card_url)
+            if not keys and holder is not None and holder["signing_key"]:
+                key_to_pin(raw, holder["signing_key"])  # raises: an unsigned card where a signed one was
+            signing_key = key_to_pin(raw, known["signing_key"] if known else None)
+        except CardTrustError as error:
+            raise CardError(f"{card_url}: untrusted card: {error}") from None
+        ident = known["id"] if known else contractor_id(card_url, signing_key)
+        if holder is not None and holder["id"] != ident:
+            log.warning("contractor %s moved away from %s (another agent serves it now)", holder["id"], card_url)
+            self._move(holder["id"], f"{card_url} now serves {card.name}")
+        for twin in records[1:]:  # the same agent, recorded once per address before agents were keyed by key
+            self._move(twin["id"], f"the same key as {ident}")
+        created = self.store.upsert_contractor(ident, card_url, card.name, raw, signing_key, price_usd)
         contractor = self._load(self.store.contractor(ident) or {})
         self.index.add(self._profiles(contractor))
         return contractor, created
+
+    def _move(self, ident: str, why: str) -> None:
+        self.store.set_contractor_status(ident, "moved")
+        self._take_out(ident, "moved", why)
 
     def remove(self, ident: str) -> bool:
         if self.store.contractor(ident) is None:
@@ -147,6 +197,8 @@ class Registry:
         longer verifies against its pinned key is taken out at once (status `untrusted`), its pin kept."""
         for stored in self.store.contractors():
             ident = stored["id"]
+            if stored["status"] == "moved":  # its address is another agent's now: it comes back by registering
+                continue
             try:
                 card, raw, signing_key = await self._fetch_trusted(stored["card_url"], stored["signing_key"])
             except CardError as error:
@@ -157,7 +209,7 @@ class Registry:
                 if status is not None:
                     self._take_out(ident, status, str(error))
                 continue
-            self.store.upsert_contractor(ident, stored["card_url"], card.name, raw, signing_key)
+            self.store.upsert_contractor(ident, stored["card_url"], card.name, raw, signing_key, stored["price_usd"])
             contractor = self._load(self.store.contractor(ident) or {})
             self.index.add(self._profiles(contractor))
 

@@ -261,6 +261,9 @@ class TaskRunner:
             competence = self.quality.competence(agent, run.spec.skill or "llm")
             record["quality"] = {"agent": agent, **competence.wire()}
             run.state.quality = record["quality"]
+        hired = self.decider.market.registry.get(decision.contractor or "") if decision.action == "outsource" else None
+        if hired is not None:  # how the work will travel: the A2A generation and the channel
+            record["a2aVersion"], record["channel"] = hired.endpoint.dialect.value, hired.channel_kind
         run.state.decision = record
         if run.state.cost.estimated_usd is None:
             estimate = decision.expected_external_cost if decision.action == "outsource" else local_cost

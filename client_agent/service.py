@@ -158,7 +158,7 @@ class ClientService:
             self.local,
             self.ledger,
             self.metrics,
-            lambda: self.catalogue() + self._local_catalogue(),
+            lambda: self.catalogue() + self.local_catalogue(),
             self.quality,
             self.prober,
             redundancy,
@@ -190,10 +190,10 @@ class ClientService:
 
     async def measure(self, spec: SubtaskSpec, value_usd: float) -> list[Measurement]:
         """`spec` done by every able agent, each through the path real work takes (the validation's recording)."""
-        return await self.measurer.every_agent(spec, value_usd, self.catalogue() + self._local_catalogue())
+        return await self.measurer.every_agent(spec, value_usd, self.catalogue() + self.local_catalogue())
 
-    async def register(self, card_url: str) -> tuple[Contractor, bool]:
-        return await self.registry.register(card_url)
+    async def register(self, card_url: str, price_usd: float | None = None) -> tuple[Contractor, bool]:
+        return await self.registry.register(card_url, price_usd)
 
     def catalogue(self) -> list[CatalogueSkill]:
         seen: dict[str, CatalogueSkill] = {}
@@ -202,7 +202,7 @@ class ClientService:
                 seen.setdefault(skill.id, CatalogueSkill(skill.id, skill.name, skill.description))
         return list(seen.values())
 
-    def _local_catalogue(self) -> list[CatalogueSkill]:
+    def local_catalogue(self) -> list[CatalogueSkill]:
         known = {s.id for s in self.catalogue()}
         return [
             CatalogueSkill(skill, skill.replace("-", " "), skill.replace("-", " "))

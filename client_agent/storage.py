@@ -22,10 +22,12 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from shared.runtime.database import open_database
 
@@ -35,12 +37,13 @@ contractors = Table(
     "contractors",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("card_url", Text, nullable=False, unique=True),
+    Column("card_url", Text, nullable=False, index=True),  # where it was last registered (not who it is)
     Column("name", Text, nullable=False),
     Column("card", JSON, nullable=False),
     Column("status", String(16), nullable=False),  # active, unreachable, removed
     Column("failures", Integer, nullable=False, default=0),
     Column("signing_key", String(64), nullable=True),  # the pinned card-signing key's thumbprint
+    Column("price_usd", Float, nullable=True),  # the operator's price per task, for a card that publishes none
     Column("registered_at", Float, nullable=False),
     Column("refreshed_at", Float, nullable=False),
 )
@@ -120,6 +123,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.engine = open_database(url, metadata)
+        _contractors_keyed_by_key(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -132,35 +136,49 @@ class Store:
     # ------------------------------------------------------------ registry
 
     def upsert_contractor(
-        self, contractor_id: str, card_url: str, name: str, card: dict[str, Any], signing_key: str | None = None
+        self,
+        contractor_id: str,
+        card_url: str,
+        name: str,
+        card: dict[str, Any],
+        signing_key: str | None = None,
+        price_usd: float | None = None,
     ) -> bool:
-        """True when the contractor is new."""
+        """True when the contractor is new. A known one may have moved: its address follows `card_url`."""
         now = time.time()
+        values = {
+            "card_url": card_url,
+            "name": name,
+            "card": card,
+            "status": "active",
+            "failures": 0,
+            "signing_key": signing_key,
+            "price_usd": price_usd,
+            "refreshed_at": now,
+        }
         with self.transaction() as db:
             existing = db.execute(select(contractors.c.id).where(contractors.c.id == contractor_id)).first()
             if existing:
-                db.execute(
-                    update(contractors)
-                    .where(contractors.c.id == contractor_id)
-                    .values(
-                        name=name, card=card, status="active", failures=0, refreshed_at=now, signing_key=signing_key
-                    )
-                )
+                db.execute(update(contractors).where(contractors.c.id == contractor_id).values(**values))
                 return False
-            db.execute(
-                insert(contractors).values(
-                    id=contractor_id,
-                    card_url=card_url,
-                    name=name,
-                    card=card,
-                    status="active",
-                    failures=0,
-                    signing_key=signing_key,
-                    registered_at=now,
-                    refreshed_at=now,
-                )
-            )
+            db.execute(insert(contractors).values(id=contractor_id, registered_at=now, **values))
             return True
+
+    def contractor_at(self, card_url: str) -> dict[str, Any] | None:
+        """The contractor that holds this address now (not removed, not moved away)."""
+        query = select(contractors).where(
+            contractors.c.card_url == card_url, contractors.c.status.not_in(("removed", "moved"))
+        )
+        with self.transaction() as db:
+            found = db.execute(query.order_by(contractors.c.refreshed_at.desc())).first()
+        return row(found) if found else None
+
+    def contractors_pinned_to(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The records whose pinned signing key is one of `keys` (who it is, wherever it is now), the first registered
+        first. More than one: a registry written when contractors were keyed by address."""
+        query = select(contractors).where(contractors.c.signing_key.in_(keys))
+        with self.transaction() as db:
+            return [row(r) for r in db.execute(query.order_by(contractors.c.registered_at))]
 
     def contractors(self, include_removed: bool = False) -> list[dict[str, Any]]:
         query = select(contractors).order_by(contractors.c.registered_at)
@@ -268,6 +286,12 @@ class Store:
             key = result.inserted_primary_key
             assert key is not None
             return int(key[0])
+
+    def last_event_seq(self, task_id: str) -> int:
+        """The position of the task's latest event (0: none)."""
+        with self.transaction() as db:
+            found = db.execute(select(func.max(events.c.seq)).where(events.c.task_id == task_id)).scalar()
+        return int(found or 0)
 
     def events(self, task_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         with self.transaction() as db:
@@ -391,3 +415,28 @@ class Store:
         with self.transaction() as db:
             found = db.execute(select(engine_state.c.state).where(engine_state.c.name == name)).first()
         return found[0] if found else None
+
+
+def _contractors_keyed_by_key(engine: Engine) -> None:
+    """Bring a registry written when contractors were keyed by address up to date: the address is no longer unique
+    (an agent is who its key says it is; two records may have known the same address) and the operator's price
+    has a column. SQLite cannot drop a constraint, so its table is copied into the current definition."""
+    found = inspect(engine)
+    columns = {c["name"] for c in found.get_columns(contractors.name)}
+    unique = [u for u in found.get_unique_constraints(contractors.name) if u["column_names"] == ["card_url"]]
+    with engine.begin() as db:
+        if "price_usd" not in columns:
+            db.execute(text(f"ALTER TABLE {contractors.name} ADD COLUMN price_usd FLOAT"))
+        if not unique:
+            return
+        if engine.dialect.name != "sqlite":
+            for constraint in unique:
+                db.execute(text(f'ALTER TABLE {contractors.name} DROP CONSTRAINT "{constraint["name"]}"'))
+            return
+        db.execute(text(f"ALTER TABLE {contractors.name} RENAME TO {contractors.name}_by_address"))
+        for index in contractors.indexes:
+            db.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
+        contractors.create(db)
+        names = ", ".join(c.name for c in contractors.columns)
+        db.execute(text(f"INSERT INTO {contractors.name} ({names}) SELECT {names} FROM {contractors.name}_by_address"))
+        db.execute(text(f"DROP TABLE {contractors.name}_by_address"))

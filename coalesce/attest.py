@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from client_agent.hiring import work_message
 from client_agent.models import SubtaskSpec, VerificationSpec
 from client_agent.verification import Verifier
-from shared.a2a.cards import FetchPolicy, fetch_card
-from shared.a2a.client import A2AClient
-from shared.a2a.models import A2AError, AgentCard, TaskState, new_id
+from shared.a2a.cards import FetchPolicy, fetch_card, hiring_endpoint
+from shared.a2a.client import A2AClient, as_task
+from shared.a2a.models import A2AError, AgentCard, TaskState
 from shared.security.attestation import AttestedSkill, issue_certificate
 from shared.security.card_signing import verify_card
 from shared.security.channel import Channel, ChannelError, channel_offer
@@ -67,11 +67,10 @@ async def _run_benchmark(client: A2AClient, card: AgentCard, skill_id: str, spec
     skill = card.skill(skill_id)
     modes = (skill.input_modes if skill else None) or card.default_input_modes
     message = work_message(spec, modes)
-    task_id = new_id()
     offer = channel_offer(card.capabilities.extensions)
-    channel = Channel.open_to(offer, task_id) if offer else None
+    channel = Channel.open_to(offer, message.message_id) if offer else None
     try:
-        task = await client.send(task_id, channel.seal_message(message) if channel else message, skill_id)
+        task = as_task(await client.send(channel.seal_message(message) if channel else message, skill_id))
         if task.status.state is not TaskState.COMPLETED:
             return SkillResult(skill_id, False, f"the task ended {task.status.state.value}")
         artifacts = channel.open_artifacts(task.artifacts) if channel else task.artifacts
@@ -91,7 +90,7 @@ async def attest(
         if not kids:
             raise ValueError(f"{card_url}: the card is unsigned; a certificate binds the card's signing key")
         kinds = card.coalesce.workers if card.coalesce else {}
-        client = A2AClient(card.url, http, timeout_s=timeout_s)
+        client = A2AClient(hiring_endpoint(card), http, timeout_s=timeout_s)
         results = []
         for skill in card.skills:
             spec = benchmark(kinds.get(skill.id, "llm"))

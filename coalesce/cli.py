@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
 import threading
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from client_agent.models import ContractorRegistration
+from coalesce.client import AsyncExchange, Exchange, ExchangeError
 from contractor_agent.admission import Limits
 from contractor_agent.app import create_app
 from contractor_agent.build import load_card, worker_kinds
@@ -132,8 +135,8 @@ def client_serve(args: argparse.Namespace) -> int:
             args.db, llm, config, contractors=args.contractor, skills=skills, judge=judge_settings_from_env(), gold=gold
         )
         sock = bind_socket(args.host, args.port)
-        url = public_url(sock)
-        app = create_client_app(service, _api_keys(args), results_dir=args.results)
+        url = args.public_url or public_url(sock)
+        app = create_client_app(service, _api_keys(args), results_dir=args.results, public_url=url)
         server = uvicorn_server(app, log_level=args.log_level)
         print(
             f"client agent at {url} (API docs at {url}docs), strategy {args.strategy}, database {args.db}", flush=True
@@ -211,11 +214,32 @@ def market_register(args: argparse.Namespace) -> int:
     client = args.client or running_client(args.state_dir)
     if client is None:
         raise RuntimeError(f"no market is up from {args.state_dir} (start one with `coalesce market up`, or --client)")
-    response = httpx.post(client + "v1/contractors", json={"card_url": args.card_url}, timeout=30)
-    if response.status_code >= 400:
-        raise RuntimeError(f"the client refused {args.card_url}: {response.json().get('error', response.text)}")
-    body = response.json()
-    print(f"registered {body['name']!r} ({body['id']}) with skills {', '.join(body['skills'])}")
+    with Exchange(client) as exchange:
+        try:
+            registered = exchange.register(ContractorRegistration(card_url=args.card_url, price_usd=args.price_usd))
+        except ExchangeError as error:
+            raise RuntimeError(f"the client refused {args.card_url}: {error.message}") from None
+    print(f"registered {registered.name!r} ({registered.id}, A2A {registered.a2a_version}) with skills", end=" ")
+    print(", ".join(registered.skills))
+    return 0
+
+
+def embeddings_export(args: argparse.Namespace) -> int:
+    from shared.economics.skills import export_onnx
+
+    print(f"skill-matching model exported to {export_onnx(args.out)}")
+    return 0
+
+
+def mcp_stdio(args: argparse.Namespace) -> int:
+    """The exchange at `--client` as an MCP server on stdin/stdout."""
+    from client_agent.mcp_server import RestBackend, build_server
+
+    async def serve() -> None:
+        async with AsyncExchange(args.client, api_key=args.api_key) as exchange:
+            await build_server(RestBackend(exchange)).run_stdio_async()
+
+    asyncio.run(serve())
     return 0
 
 
@@ -289,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     client_server = client.add_parser("serve", help="serve the client agent's HTTP API")
     client_server.add_argument("--host", default="127.0.0.1")
     client_server.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    client_server.add_argument(
+        "--public-url", help="where callers reach it (its A2A card's URL), when not the bound address"
+    )
     client_server.add_argument("--db", default="sqlite:///coalesce-client.db", help="an SQLAlchemy database URL")
     client_server.add_argument(
         "--strategy",
@@ -351,6 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per core)")
     sim.set_defaults(run=simulate)
 
+    embeddings = commands.add_parser("embeddings", help="the skill-matching model").add_subparsers(
+        dest="action", required=True
+    )
+    export = embeddings.add_parser("export", help="export it for ONNX Runtime (the lean images run it without torch)")
+    export.add_argument("--out", type=Path, required=True, help="a folder for model.onnx and tokenizer.json")
+    export.set_defaults(run=embeddings_export)
+
+    mcp = commands.add_parser("mcp", help="serve a running client service as an MCP server over stdio")
+    mcp.add_argument("--client", required=True, help="the client service's URL")
+    mcp.add_argument("--api-key", default=None, help="its API key, when it takes keys")
+    mcp.set_defaults(run=mcp_stdio)
+
     attestation = commands.add_parser("attest", help="benchmark a contractor's skills and certify those that pass")
     attestation.add_argument("card_url", help="the contractor's card URL (or its base URL)")
     attestation.add_argument("--key", type=Path, required=True, help="the attestor's Ed25519 key (created if missing)")
@@ -370,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     market_demo_parser.set_defaults(run=market_demo)
     register = market.add_parser("register", help="register a contractor with the running market's client")
     register.add_argument("card_url")
+    register.add_argument("--price-usd", type=float, help="the price per task of an agent whose card publishes none")
     register.add_argument("--client", help="the client's URL (default: the market up from --state-dir)")
     register.set_defaults(run=market_register)
     validation = market.add_parser(

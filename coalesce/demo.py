@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from client_agent.models import TaskSubmission
+from coalesce.client import Exchange, Task
 from coalesce.workload import TASK_TYPES, VALUE_USD, Case, case, dataset, grade
 
 DATASET_OF = {
@@ -27,18 +27,9 @@ DATASET_OF = {
 }
 
 
-def run_task(http: httpx.Client, body: dict[str, Any], timeout_s: float = 900.0) -> dict[str, Any]:
-    response = http.post("/v1/tasks", json=body)
-    if response.status_code != 202:
-        raise RuntimeError(f"the client refused the task: {response.status_code} {response.text[:300]}")
-    task_id = response.json()["id"]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        current = http.get(f"/v1/tasks/{task_id}").json()
-        if current["status"] in ("completed", "failed", "canceled"):
-            return current
-        time.sleep(0.2)
-    raise RuntimeError(f"task {task_id} did not finish within {timeout_s:g} s")
+def run_task(exchange: Exchange, body: dict[str, Any], timeout_s: float = 900.0) -> Task:
+    """The task through the exchange, once it is done."""
+    return exchange.wait(exchange.submit(TaskSubmission.model_validate(body)).id, timeout_s)
 
 
 @dataclass
@@ -64,26 +55,25 @@ class Row:
         return VALUE_USD[self.kind] * (1.0 - self.grade)
 
 
-def graded_rows(result: dict[str, Any], cases: list[Case]) -> list[Row]:
+def graded_rows(result: Task, cases: list[Case]) -> list[Row]:
     rows = []
-    for sub, item in zip(result["subtasks"], cases, strict=True):
-        decision = sub["decision"] or {}
-        attempts = sub["attempts"] or []
-        verified = sub["status"] == "completed" and bool((sub["verification"] or {}).get("passed"))
+    for sub, item in zip(result.subtasks, cases, strict=True):
+        decision = sub.decision or {}
+        verified = sub.status == "completed" and bool((sub.verification or {}).get("passed"))
         rows.append(
             Row(
                 kind=item.kind,
                 case=item.name,
                 action=decision.get("action", "-"),
-                where=sub["where"] or "-",
-                reason=decision.get("reason", sub.get("reason") or ""),
+                where=sub.where or "-",
+                reason=decision.get("reason", sub.reason or ""),
                 exploration=bool(decision.get("exploration")),
-                estimated_usd=sub["cost"]["estimatedUsd"] or 0.0,
-                actual_usd=sub["cost"]["actualUsd"],
+                estimated_usd=sub.cost.get("estimatedUsd") or 0.0,
+                actual_usd=sub.cost.get("actualUsd") or 0.0,
                 local_estimate_usd=decision.get("expectedLocalCostUsd") or 0.0,
-                seconds=sum(a.get("seconds", 0.0) for a in attempts),
+                seconds=sum(a.get("seconds", 0.0) for a in sub.attempts),
                 verified=verified,
-                grade=grade(item.kind, item.truth, sub["artifacts"]) if verified else 0.0,
+                grade=grade(item.kind, item.truth, sub.artifacts) if verified else 0.0,
             )
         )
     return rows
@@ -153,14 +143,14 @@ def totals(label: str, rows: list[Row], seconds: float) -> Totals:
     return Totals(label, len(rows), spent, lost, correct, seconds, tuple(rows))
 
 
-def run_demo_set(http: httpx.Client, names: dict[str, str], strategy: str | None, out: Callable[[str], None]) -> Totals:
+def run_demo_set(exchange: Exchange, names: dict[str, str], strategy: str | None, out: Callable[[str], None]) -> Totals:
     """Every demo task through the client (`strategy` overrides its own), printed and graded."""
     everything: list[Row] = []
     started = time.perf_counter()
     for kind, body, cases in demo_tasks():
         out(f"\n{kind}: {len(cases)} subtasks" + (f" ({strategy})" if strategy else ""))
         began = time.perf_counter()
-        rows = graded_rows(run_task(http, {**body, "strategy": strategy} if strategy else body), cases)
+        rows = graded_rows(run_task(exchange, {**body, "strategy": strategy} if strategy else body), cases)
         print_rows(rows, names, out)
         out(f"  ({time.perf_counter() - began:.1f} s)")
         everything.extend(rows)
@@ -170,15 +160,15 @@ def run_demo_set(http: httpx.Client, names: dict[str, str], strategy: str | None
 def demo(client_url: str, out: Callable[[str], None] = print) -> tuple[Totals, Totals]:
     """The demo set through the market, then the same set all-local on the same client (its own model and its
     own compute): both graded against the ground truth and counted the same way."""
-    with httpx.Client(base_url=client_url, timeout=60) as http:
-        names = {c["id"]: c["name"] for c in http.get("/v1/contractors").json()["contractors"]}
+    with Exchange(client_url, timeout_s=60) as exchange:
+        names = {c.id: c.name for c in exchange.contractors()}
         names["local"] = "the client itself"
-        market = run_demo_set(http, names, None, out)
+        market = run_demo_set(exchange, names, None, out)
         time.sleep(2.0)  # the last probes settle
-        stats = http.get("/v1/stats").json()
+        stats = exchange.stats()
         market = dataclasses.replace(market, spent_usd=market.spent_usd + stats["probeUsd"])  # learning is spending
-        alone = run_demo_set(http, names, "local-only", out)
-        ledger = http.get("/v1/ledger").json()
+        alone = run_demo_set(exchange, names, "local-only", out)
+        ledger = exchange.ledger()
     out("\nboth runs graded against the ground truth (value lost = value × the share of the answer that is wrong):")
     out(market.line())
     out(alone.line())

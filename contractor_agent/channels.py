@@ -14,7 +14,8 @@ def open_message(
 ) -> tuple[Channel | None, Message]:
     """(the task's channel, the plaintext message); A2AError E2E_REFUSED with the reason otherwise. `follow_up`:
     the message continues a task (on `task_channel`, None when that task runs in plaintext). A channel is bound to
-    its task: a new one opens only on a task whose id (`task_id`, the client's) is the channel's."""
+    its task: a new one opens only where `task_id` is the channel's id: the id the client chose for the task
+    (legacy), or the id of the message that opens it (v0.3 and v1.0, where the agent names the task)."""
     try:
         envelope = envelope_of(message.parts)
         if envelope is None:

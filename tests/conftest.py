@@ -17,8 +17,24 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a.client import ClientConfig as SdkClientConfig
+from a2a.client import ClientFactory
+from a2a.client.card_resolver import parse_agent_card
+from a2a.helpers.proto_helpers import new_task, new_text_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events.event_queue_v2 import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandlerV2
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore
+from a2a.server.tasks.task_updater import TaskUpdater
+from a2a.types import a2a_pb2 as sdk
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
+from google.protobuf.struct_pb2 import Struct, Value
 from hypothesis import settings
+from starlette.applications import Starlette
 
 from client_agent.api import create_app as create_client_app
 from client_agent.build import local_workers
@@ -28,9 +44,11 @@ from client_agent.storage import Store
 from contractor_agent.admission import Limits
 from contractor_agent.app import create_app
 from contractor_agent.build import load_card, worker_kinds
+from contractor_agent.identity import Identity
 from shared.a2a.models import AgentCard
 from shared.economics.skills import CachedEmbedder
 from shared.runtime.serving import ServerThread, bind_socket
+from shared.runtime.serving import public_url as address_of
 from shared.security.auth import ApiKeys
 from shared.workers.base import Worker
 from shared.workers.factory import build_workers, embedded_llm_settings
@@ -208,7 +226,8 @@ class Client:
         self, service: ClientService, api_keys: ApiKeys | None = None, results_dir: Path | None = None
     ) -> None:
         self.service = service
-        self.server = ServerThread(create_client_app(service, api_keys, results_dir), bind_socket())
+        sock = bind_socket()
+        self.server = ServerThread(create_client_app(service, api_keys, results_dir, address_of(sock)), sock)
         self.url = ""
 
     def __enter__(self) -> Client:
@@ -356,3 +375,163 @@ def database(request, tmp_path) -> Callable[[str], str]:
         return f"{server}/{database}"
 
     return make
+
+
+class CardHost:
+    """A web server whose card the test swaps: forged cards, rotations."""
+
+    def __init__(self) -> None:
+        self.card: dict[str, Any] | bytes = {}
+        self.hits = 0
+        app = FastAPI()
+
+        @app.get("/.well-known/agent-card.json")
+        async def card() -> Response:
+            self.hits += 1
+            body = self.card if isinstance(self.card, bytes) else json.dumps(self.card).encode()
+            return Response(body, media_type="application/json")
+
+        @app.get("/loop/.well-known/agent-card.json")
+        async def loop() -> RedirectResponse:
+            return RedirectResponse("/loop/.well-known/agent-card.json")
+
+        self.server = ServerThread(app, bind_socket())
+
+    def publish(self, *keys: Ed25519PrivateKey, e2e: X25519PrivateKey | None = None) -> dict[str, Any]:
+        self.card = Identity(signing_keys=list(keys), e2e_key=e2e).publish(card_named("cpu_optimised"), self.url)
+        return self.card
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+def card_host():
+    host = CardHost()
+    with host.server:
+        yield host
+
+
+# ---------------------------------------------------------------- the official a2a-sdk, as a client
+
+
+def data_request(data: dict[str, Any], skill: str, task_id: str = "", context_id: str = "") -> sdk.SendMessageRequest:
+    value = Value()
+    value.struct_value.update(data)
+    metadata = Struct()
+    metadata.update({"skill": skill})
+    message = sdk.Message(
+        message_id=uuid.uuid4().hex,
+        role=sdk.Role.ROLE_USER,
+        parts=[sdk.Part(data=value)],
+        task_id=task_id,
+        context_id=context_id,
+    )
+    return sdk.SendMessageRequest(message=message, metadata=metadata)
+
+
+class SdkClient:
+    """An a2a-sdk client pinned to one protocol version of the card at `url`."""
+
+    def __init__(
+        self, url: str, version: str, streaming: bool = True, polling: bool = False, token: str | None = None
+    ) -> None:
+        self.url, self.version, self.streaming, self.polling = url, version, streaming, polling
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def __aenter__(self):
+        self.http = httpx.AsyncClient(timeout=60, headers=self.headers)
+        card = parse_agent_card((await self.http.get(self.url + ".well-known/agent-card.json")).json())
+        kept = [i for i in card.supported_interfaces if i.protocol_version == self.version]
+        del card.supported_interfaces[:]
+        card.supported_interfaces.extend(kept)
+        config = SdkClientConfig(streaming=self.streaming, polling=self.polling, httpx_client=self.http)
+        self.client = ClientFactory(config).create(card)
+        return self.client
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.client.close()
+        await self.http.aclose()
+
+
+# ---------------------------------------------------------------- the official a2a-sdk, as an agent
+
+
+POSITIVE = ("soar", "record", "beat", "strong")
+LABELS = ["positive", "negative", "neutral"]
+
+
+def label_of(text: str) -> str:
+    """The SDK agent's work: a word-list sentiment label (right on the headlines below)."""
+    return "positive" if any(word in text.lower() for word in POSITIVE) else "negative"
+
+
+class SentimentExecutor(AgentExecutor):
+    """Answers with a task (submitted, working, an artifact, completed) or, `direct`, with one agent message."""
+
+    def __init__(self, direct: bool) -> None:
+        self.direct = direct
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        text = " ".join(p.text for p in context.message.parts if p.text)
+        if self.direct:
+            await event_queue.enqueue_event(new_text_message(label_of(text), context_id=context.context_id))
+            return
+        submitted = new_task(context.task_id, context.context_id, sdk.TaskState.TASK_STATE_SUBMITTED)
+        await event_queue.enqueue_event(submitted)
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.start_work()
+        await updater.add_artifact([sdk.Part(text=label_of(text))], name="label")
+        await updater.complete()
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+
+class SdkAgent:
+    """A sentiment agent on the official a2a-sdk's server stack (JSON-RPC with v0.3 compat), under uvicorn. Its
+    card declares `versions` (one JSON-RPC interface each) and whether it streams."""
+
+    def __init__(self, versions: tuple[str, ...] = ("1.0",), streaming: bool = True, direct: bool = False) -> None:
+        self.sock = bind_socket("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self.card = sdk.AgentCard(
+            name="SDK sentiment",
+            description="classifies the sentiment of a headline",
+            version="1.0.0",
+            supported_interfaces=[
+                sdk.AgentInterface(url=self.url, protocol_binding="JSONRPC", protocol_version=v) for v in versions
+            ],
+            capabilities=sdk.AgentCapabilities(streaming=streaming),
+            default_input_modes=["text/plain"],
+            default_output_modes=["text/plain"],
+            skills=[
+                sdk.AgentSkill(
+                    id="sentiment-analysis",
+                    name="Sentiment analysis",
+                    description="Classify the sentiment of a text as positive, negative or neutral",
+                    tags=["sentiment", "classification", "nlp"],
+                )
+            ],
+        )
+        handler = DefaultRequestHandlerV2(
+            agent_executor=SentimentExecutor(direct), task_store=InMemoryTaskStore(), agent_card=self.card
+        )
+        routes = create_agent_card_routes(self.card) + create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True)
+        self.server = ServerThread(Starlette(routes=routes), self.sock)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sdk_agent() -> Iterator[Any]:
+    agents: list[SdkAgent] = []
+
+    def start(**options: Any) -> SdkAgent:
+        agent = SdkAgent(**options)
+        agent.server.start()
+        agents.append(agent)
+        return agent
+
+    yield start
+    for agent in agents:
+        agent.server.stop()

@@ -4,7 +4,7 @@ become HTTP statuses."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +13,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
-from client_agent.api import contractors, dashboard, market, tasks
+from client_agent.api import a2a, contractors, dashboard, market, tasks
+from client_agent.api.mcp import MCP_PATH, McpFace
 from client_agent.errors import ClientError, Conflict, Invalid, NotFound, Overloaded
 from client_agent.service import ClientService
+from contractor_agent.app import CARD_PATHS
 from shared.runtime.observability import MetricsMiddleware
 from shared.security.auth import ApiKeys, AuthError
 
-PUBLIC_PATHS = frozenset({"/health", "/metrics"})
+PUBLIC_PATHS = frozenset({"/health", "/metrics", *CARD_PATHS})
 STATUS: dict[type[ClientError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Overloaded: 429}
 
 
-def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_dir: Path | None = None) -> FastAPI:
+def create_app(
+    service: ClientService,
+    api_keys: ApiKeys | None = None,
+    results_dir: Path | None = None,
+    public_url: str | None = None,
+) -> FastAPI:
     """`api_keys`: the keys the API takes (bearer or X-API-Key), each rate limited; none: open (a local market).
-    `results_dir`: a simulator results folder whose plots the dashboard shows."""
+    `results_dir`: a simulator results folder whose plots the dashboard shows. `public_url`: where the service is
+    reached; with it, the service is also an A2A agent (`client_agent.api.a2a`, its card at the well-known paths)
+    and an MCP server at `/mcp` (`client_agent.api.mcp`)."""
     keys = api_keys or ApiKeys()
 
     async def require_key(request: Request) -> None:
@@ -38,10 +48,15 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
         except AuthError as error:
             raise StarletteHTTPException(error.status, error.message, error.headers()) from None
 
+    faces: list[a2a.ExchangeFace | McpFace] = []
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
-        yield
+        async with AsyncExitStack() as stack:
+            for face in faces:
+                await stack.enter_async_context(face.lifespan())
+            yield
         await service.close()
 
     app = FastAPI(
@@ -57,6 +72,10 @@ def create_app(service: ClientService, api_keys: ApiKeys | None = None, results_
     app.mount("/dashboard/static", StaticFiles(directory=dashboard.DASHBOARD / "static"), name="dashboard-static")
     for router in (tasks.router, contractors.router, market.router, dashboard.router):
         app.include_router(router)
+    if public_url is not None:  # the service as an A2A agent and as an MCP server
+        mcp = McpFace(service, public_url, keys)
+        app.router.routes.append(Route(MCP_PATH, endpoint=mcp))
+        faces.extend([a2a.mount(app, service, public_url, keys), mcp])
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError) -> JSONResponse:

@@ -10,13 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from client_agent.build import build_service
 from client_agent.gold import Expectation, grade
 from client_agent.quality import QualityConfig
 from client_agent.service import ClientConfig
 from client_agent.state import LOCAL
+from coalesce.client import Exchange
 from coalesce.datagen import EVALUATION_SIZES, evaluation_set, generate
 from coalesce.datagen import GOLD_SEED as GOLD
 from coalesce.demo import run_task
@@ -110,18 +109,18 @@ def live_run(market: Market, strategy: str, items: list[Item]) -> Result:
     try:
         market.wait_ready(client.url)
         with (
-            httpx.Client(base_url=client.url, timeout=60) as http,
+            Exchange(client.url, timeout_s=60) as exchange,
             progress_bar(f"live: {strategy}", len(items)) as advance,
         ):
             for item in items:
                 subtask = {**item.subtask, "value_usd": item.value_usd}
                 body = {"description": item.subtask["description"][:1000], "subtasks": [subtask], "budget_usd": 20.0}
-                task = run_task(http, body)
-                final = live_attempt(task["subtasks"][0], item)
+                task = run_task(exchange, body)
+                final = live_attempt(task.subtasks[0].model_dump(by_alias=True), item)
                 result.count(item, [final], final)
                 advance()
             time.sleep(2.0)  # the last probes settle
-            stats = http.get("/v1/stats").json()
+            stats = exchange.stats()
             result.probe_usd = float(stats["probeUsd"])
             result.probes = int(stats["spend"]["probes"])
     finally:

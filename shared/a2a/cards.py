@@ -11,6 +11,7 @@ from urllib.parse import urljoin
 import httpx
 from pydantic import ValidationError
 
+from shared.a2a.dialects import Dialect
 from shared.a2a.models import AgentCard
 from shared.security.net_policy import (
     AddressRefused,
@@ -58,6 +59,35 @@ def card_locations(card_url: str) -> list[str]:
     return [base + path for path in CARD_PATHS]
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and in which wire generation an agent is hired: its JSON-RPC interface."""
+
+    url: str
+    dialect: Dialect
+
+
+def _is_jsonrpc(binding: str) -> bool:
+    return binding.upper().replace("-", "") == "JSONRPC"
+
+
+def hiring_endpoint(card: AgentCard) -> Endpoint:
+    """The newest JSON-RPC generation the card declares: a v1.0 interface, else a v0.3 one (`supportedInterfaces`,
+    or v0.3's `url` / `additionalInterfaces`), else the legacy generation at `url` (a card that names no
+    protocol version). Raises CardError for a card with no JSON-RPC interface (HTTP+JSON and gRPC are not spoken)."""
+    for prefix, dialect in (("1.", Dialect.V1_0), ("0.3", Dialect.V0_3)):
+        for interface in card.supported_interfaces:
+            if _is_jsonrpc(interface.protocol_binding) and interface.protocol_version.startswith(prefix):
+                return Endpoint(interface.url, dialect)
+    v0_3 = (card.protocol_version or "").startswith("0.3")
+    if not _is_jsonrpc(card.preferred_transport) or (card.supported_interfaces and not v0_3):
+        others = [i.url for i in card.additional_interfaces if _is_jsonrpc(i.transport)]
+        if not others:
+            raise CardError("the card declares no JSON-RPC interface (COALESCE hires over JSON-RPC only)")
+        return Endpoint(others[0], Dialect.V0_3 if v0_3 else Dialect.LEGACY)
+    return Endpoint(card.url, Dialect.V0_3 if v0_3 else Dialect.LEGACY)
+
+
 async def check_address(url: str, policy: FetchPolicy) -> None:
     """Raises CardError for a URL that is not http(s), or (unless allowed) resolves to a non-public address."""
     try:
@@ -85,6 +115,13 @@ async def _get_bounded(http: httpx.AsyncClient, url: str, policy: FetchPolicy) -
     raise CardError(f"{url}: more than {policy.max_redirects} redirects (a redirect loop?)")
 
 
+def _first_problem(error: ValidationError) -> str:
+    """Where the card is wrong and how, e.g. `skills: List should have at least 1 item`."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
 async def fetch_card(
     http: httpx.AsyncClient, card_url: str, policy: FetchPolicy | None = None
 ) -> tuple[AgentCard, dict[str, Any]]:
@@ -102,8 +139,8 @@ async def fetch_card(
             problems.append(f"{url}: {type(error).__name__}: {error}")
             continue
         except ValueError as error:
-            detail = error.errors()[0]["msg"] if isinstance(error, ValidationError) else "not JSON"
+            detail = _first_problem(error) if isinstance(error, ValidationError) else "not JSON"
             raise CardError(f"{url}: not a valid agent card: {detail}") from None
-        await check_address(card.url, policy)  # where work would be sent obeys the same rule
+        await check_address(hiring_endpoint(card).url, policy)  # where work would be sent obeys the same rule
         return card, raw
     raise CardError("; ".join(problems) or "no card found")

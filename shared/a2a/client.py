@@ -1,6 +1,15 @@
-"""A small A2A client, the transport the client agent hires over: `tasks/sendSubscribe` with SSE, `tasks/send`,
-`tasks/get`, `tasks/cancel`. Every call has a timeout; every stream has a bound on events. (Cards are fetched,
-bounded and validated by `client_agent.registry.fetch_card`.)"""
+"""The A2A client the client agent hires over, in the wire generation the contractor's card declares
+(`shared.a2a.cards.hiring_endpoint`):
+
+- v1.0: `SendMessage`, `SendStreamingMessage`, `GetTask`, `CancelTask`, `SubscribeToTask` (header `A2A-Version`);
+- v0.3: `message/send`, `message/stream`, `tasks/get`, `tasks/cancel`, `tasks/resubscribe`;
+- legacy: `tasks/send`, `tasks/sendSubscribe`, `tasks/get`, `tasks/cancel`, `tasks/resubscribe`.
+
+Replies are parsed into the canonical models of `shared.a2a.models`. A message that opens a task carries no task
+id; the agent names the task (legacy, where the client names it: the opening message's id is the task's id). An
+agent may answer with a direct Message instead of a Task: `send` returns it and `stream` yields it last. Every
+call has a timeout; every stream a bound on events; a reply that is not valid A2A raises A2AError
+INVALID_AGENT_RESPONSE."""
 
 from __future__ import annotations
 
@@ -9,22 +18,74 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
-from shared.a2a.models import A2AError, ErrorCode, Message, Task, TaskArtifactUpdateEvent, TaskStatusUpdateEvent, new_id
+from shared.a2a.cards import Endpoint
+from shared.a2a.compat.v0_3 import message_to_legacy
+from shared.a2a.dialects import Dialect
+from shared.a2a.models import (
+    A2AError,
+    Artifact,
+    ErrorCode,
+    Message,
+    Task,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+    new_id,
+)
+from shared.a2a.v1 import artifact_from_v1, message_from_v1, message_to_v1, status_from_v1, task_from_v1
 
 MAX_EVENTS = 10_000
+
+Reply = Task | Message  # what a send answers
+Event = Task | Message | TaskStatusUpdateEvent | TaskArtifactUpdateEvent  # what a stream yields
+
+_METHODS = {  # send, stream, get, cancel
+    Dialect.V1_0: ("SendMessage", "SendStreamingMessage", "GetTask", "CancelTask"),
+    Dialect.V0_3: ("message/send", "message/stream", "tasks/get", "tasks/cancel"),
+    Dialect.LEGACY: ("tasks/send", "tasks/sendSubscribe", "tasks/get", "tasks/cancel"),
+}
+
+
+def as_task(reply: Reply) -> Task:
+    """A reply as a task: a direct answer stands for a completed task whose one artifact holds its parts."""
+    if isinstance(reply, Task):
+        return reply
+    return Task(
+        id=reply.task_id or reply.message_id,
+        context_id=reply.context_id or "",
+        status=TaskStatus(state=TaskState.COMPLETED),
+        artifacts=[Artifact(name="answer", parts=reply.parts)],
+    )
+
+
+def _not_a2a(what: str) -> A2AError:
+    return A2AError(ErrorCode.INVALID_AGENT_RESPONSE, f"the agent's reply is not valid A2A: {what}"[:300])
+
+
+def _ends_stream(event: Event) -> bool:
+    """The last event of a send's stream: a direct answer, a final or interrupted state (v1.0 has no `final`)."""
+    if isinstance(event, Message):
+        return True
+    if isinstance(event, TaskArtifactUpdateEvent):
+        return False
+    state = event.status.state
+    return state.terminal or state.interrupted or (isinstance(event, TaskStatusUpdateEvent) and event.final)
 
 
 class A2AClient:
     def __init__(
         self,
-        base_url: str,
+        endpoint: Endpoint,
         http: httpx.AsyncClient | None = None,
         timeout_s: float = 60.0,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
-        self.headers = headers or {}
+        self.endpoint = endpoint
+        self.dialect = endpoint.dialect
+        self.headers = {**(headers or {}), **({"A2A-Version": "1.0"} if self.dialect is Dialect.V1_0 else {})}
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=timeout_s)
         self.timeout_s = timeout_s
@@ -39,76 +100,140 @@ class A2AClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _call(self, method: str, params: dict[str, Any]) -> Any:
-        body = {"jsonrpc": "2.0", "id": new_id(), "method": method, "params": params}
-        response = await self.http.post(self.base_url, json=body, timeout=self.timeout_s, headers=self.headers)
-        return self._result(response.json())
+    # ------------------------------------------------------------ calls
 
-    @staticmethod
-    def _result(reply: Any) -> Any:
-        if not isinstance(reply, dict):
-            raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, "the agent's reply is not a JSON-RPC object")
-        if "error" in reply:
-            error = reply["error"] if isinstance(reply["error"], dict) else {}
-            code = error.get("code")
-            kind = ErrorCode(code) if isinstance(code, int) and code in {c.value for c in ErrorCode} else None
-            kind = kind or ErrorCode.INVALID_AGENT_RESPONSE
-            raise A2AError(kind, str(error.get("message", "error")), error.get("data"))
-        return reply.get("result")
-
-    @staticmethod
-    def send_params(task_id: str, message: Message, skill: str | None, metadata: dict[str, Any] | None) -> dict:
-        return {
-            "id": task_id,
-            "sessionId": message.context_id,
-            "message": message.wire(),
-            "metadata": {**(metadata or {}), **({"skill": skill} if skill else {})},
-        }
-
-    async def send(
-        self, task_id: str, message: Message, skill: str | None = None, metadata: dict[str, Any] | None = None
-    ) -> Task:
-        result = await self._call("tasks/send", self.send_params(task_id, message, skill, metadata))
-        return Task.model_validate(result)
+    async def send(self, message: Message, skill: str | None = None, metadata: dict[str, Any] | None = None) -> Reply:
+        """Send `message` (a new task when it has no task id, else a follow-up) and wait for the reply."""
+        result = await self._call(_METHODS[self.dialect][0], self._send_params(message, skill, metadata))
+        reply = self._event(result)
+        if not isinstance(reply, Task | Message):
+            raise _not_a2a("a send must answer with a task or a message")
+        return reply
 
     async def stream(
-        self, task_id: str, message: Message, skill: str | None = None, metadata: dict[str, Any] | None = None
-    ) -> AsyncIterator[TaskStatusUpdateEvent | TaskArtifactUpdateEvent]:
-        """`tasks/sendSubscribe`: the task's events until the final one."""
-        body = {
-            "jsonrpc": "2.0",
-            "id": new_id(),
-            "method": "tasks/sendSubscribe",
-            "params": self.send_params(task_id, message, skill, metadata),
-        }
+        self, message: Message, skill: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> AsyncIterator[Event]:
+        """Send `message` and yield the task's events until its final or interrupted state, or a direct answer."""
+        body = self._body(_METHODS[self.dialect][1], self._send_params(message, skill, metadata))
         async with self.http.stream(
-            "POST", self.base_url, json=body, timeout=self.timeout_s, headers=self.headers
+            "POST", self.endpoint.url, json=body, timeout=self.timeout_s, headers=self.headers
         ) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                self._result(json.loads(await response.aread()))
-                raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, "expected an event stream")
+                self._result(self._json(await response.aread()))
+                raise _not_a2a("expected an event stream")
             count = 0
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 count += 1
                 if count > MAX_EVENTS:
-                    raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, "too many stream events")
-                result = self._result(json.loads(line[5:]))
-                result = {**result, "taskId": result.get("taskId", result.get("id"))}
-                if "artifact" in result:
-                    yield TaskArtifactUpdateEvent.model_validate(result)
-                    continue
-                event = TaskStatusUpdateEvent.model_validate(result)
+                    raise _not_a2a("too many stream events")
+                event = self._event(self._result(self._json(line[5:])))
                 yield event
-                if event.final:
+                if _ends_stream(event):
                     return
 
     async def get(self, task_id: str, history_length: int | None = None) -> Task:
         params: dict[str, Any] = {"id": task_id}
         if history_length is not None:
             params["historyLength"] = history_length
-        return Task.model_validate(await self._call("tasks/get", params))
+        return self._task(await self._call(_METHODS[self.dialect][2], params))
 
     async def cancel(self, task_id: str) -> Task:
-        return Task.model_validate(await self._call("tasks/cancel", {"id": task_id}))
+        return self._task(await self._call(_METHODS[self.dialect][3], {"id": task_id}))
+
+    # ------------------------------------------------------------ the wire
+
+    def _send_params(self, message: Message, skill: str | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        meta = {**(metadata or {}), **({"skill": skill} if skill else {})}
+        if self.dialect is Dialect.LEGACY:
+            return {
+                "id": message.task_id or message.message_id,
+                "sessionId": message.context_id,
+                "message": message_to_legacy(message),
+                "metadata": meta,
+            }
+        if self.dialect is Dialect.V1_0:
+            return {"message": message_to_v1(message), "metadata": meta}
+        return {"message": message_to_legacy(message), "configuration": {"blocking": True}, "metadata": meta}
+
+    @staticmethod
+    def _body(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": new_id(), "method": method, "params": params}
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        response = await self.http.post(
+            self.endpoint.url, json=self._body(method, params), timeout=self.timeout_s, headers=self.headers
+        )
+        return self._result(self._json(response.content))
+
+    @staticmethod
+    def _json(raw: bytes | str) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise _not_a2a("not JSON") from None
+
+    @staticmethod
+    def _result(reply: Any) -> Any:
+        if not isinstance(reply, dict):
+            raise _not_a2a("not a JSON-RPC object")
+        if "error" in reply:
+            error = reply["error"] if isinstance(reply["error"], dict) else {}
+            code = error.get("code")
+            codes = {c.value: c for c in ErrorCode}
+            kind = codes.get(code, ErrorCode.INVALID_AGENT_RESPONSE) if isinstance(code, int) else None
+            kind = kind or ErrorCode.INVALID_AGENT_RESPONSE
+            raise A2AError(kind, str(error.get("message", "error")), error.get("data"))
+        return reply.get("result")
+
+    def _task(self, result: Any) -> Task:
+        event = self._event(result)
+        if not isinstance(event, Task):
+            raise _not_a2a("expected a task")
+        return event
+
+    def _event(self, result: Any) -> Event:
+        """One result (of a send, a get or a stream event) in canonical form."""
+        if not isinstance(result, dict):
+            raise _not_a2a("the result must be an object")
+        try:
+            return self._event_v1(result) if self.dialect is Dialect.V1_0 else self._event_v0(result)
+        except (ValidationError, A2AError, ValueError, TypeError) as error:
+            raise _not_a2a(str(error)) from None
+
+    @staticmethod
+    def _event_v1(result: dict[str, Any]) -> Event:
+        if "task" in result:
+            return task_from_v1(result["task"])
+        if "message" in result:
+            return message_from_v1(result["message"])
+        for key in ("statusUpdate", "artifactUpdate"):
+            if isinstance(result.get(key), dict):
+                body = result[key]
+                ids = {"taskId": body.get("taskId"), "contextId": body.get("contextId") or ""}
+                if key == "statusUpdate":
+                    status = status_from_v1(body.get("status"))
+                    return TaskStatusUpdateEvent.model_validate({**ids, "status": status, "final": False})
+                artifact = artifact_from_v1(body.get("artifact"))
+                return TaskArtifactUpdateEvent.model_validate({**ids, "artifact": artifact})
+        if "id" in result and "status" in result:  # GetTask and CancelTask answer with the bare task
+            return task_from_v1(result)
+        raise ValueError("expected one of task, message, statusUpdate, artifactUpdate")
+
+    @staticmethod
+    def _event_v0(result: dict[str, Any]) -> Event:
+        """v0.3 objects say their `kind`; legacy ones are told apart by their fields."""
+        kind = result.get("kind")
+        if kind is None:
+            is_event = "artifact" in result or "final" in result
+            kind = "message" if "role" in result and "status" not in result else None if is_event else "task"
+        if kind == "message":
+            return Message.model_validate(result)
+        context_id = result.get("contextId") or result.get("sessionId") or ""
+        if kind == "task":
+            return Task.model_validate({**result, "contextId": context_id})
+        ids = {"taskId": result.get("taskId", result.get("id")), "contextId": context_id}
+        if kind == "artifact-update" or "artifact" in result:
+            return TaskArtifactUpdateEvent.model_validate({**result, **ids})
+        return TaskStatusUpdateEvent.model_validate({**result, **ids})

@@ -333,9 +333,18 @@ class AgentSkill(A2AModel):
 
 
 class AgentInterface(A2AModel):
+    """A v1.0 interface: where, in which binding and protocol version, the agent is served."""
+
     url: str
     protocol_binding: str = "JSONRPC"
     protocol_version: str
+
+
+class AdditionalInterface(A2AModel):
+    """A v0.3 `additionalInterfaces` entry: the agent served at `url` over `transport`."""
+
+    url: str
+    transport: str
 
 
 class AgentCardSignature(A2AModel):
@@ -383,10 +392,11 @@ class CoalesceProfile(A2AModel):
 class AgentCard(A2AModel):
     name: str = Field(min_length=1)
     description: str
-    url: str
+    url: str = ""  # v0.3 and older; a v1.0 card may carry only `supported_interfaces`
     version: str
-    protocol_version: str = "0.3.0"
+    protocol_version: str | None = None  # v0.3 cards say "0.3.x"; older ones say nothing
     preferred_transport: str = "JSONRPC"
+    additional_interfaces: list[AdditionalInterface] = Field(default_factory=list)
     supported_interfaces: list[AgentInterface] = Field(default_factory=list)
     provider: AgentProvider | None = None
     documentation_url: str | None = None
@@ -397,6 +407,15 @@ class AgentCard(A2AModel):
     default_output_modes: list[str] = Field(default_factory=lambda: ["text/plain", "application/json"])
     skills: list[AgentSkill] = Field(min_length=1)
     signatures: list[AgentCardSignature] | None = None
+
+    @model_validator(mode="after")
+    def _somewhere_to_send(self) -> AgentCard:
+        if not self.url:
+            urls = [i.url for i in self.supported_interfaces if i.url]
+            if not urls:
+                raise ValueError("a card needs a 'url' or at least one entry in 'supportedInterfaces'")
+            self.url = urls[0]
+        return self
 
     @property
     def coalesce(self) -> CoalesceProfile | None:
@@ -415,4 +434,5 @@ class AgentCard(A2AModel):
             AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0"),
             AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="0.3"),
         ]
-        return self.model_copy(update={"url": url, "supported_interfaces": interfaces})
+        update = {"url": url, "protocol_version": "0.3.0", "supported_interfaces": interfaces}
+        return self.model_copy(update=update)

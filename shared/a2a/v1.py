@@ -66,6 +66,53 @@ def message_from_v1(raw: dict[str, Any]) -> Message:
     )
 
 
+def _parts_from_v1(raw: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    parts = raw.get("parts")
+    if not isinstance(parts, list):
+        raise invalid_params(f"{where}.parts must be a list")
+    return [part_from_v1(p) for p in parts]
+
+
+def status_from_v1(raw: Any) -> TaskStatus:
+    if not isinstance(raw, dict):
+        raise invalid_params("a task status must be an object")
+    message = raw.get("message")
+    return validated(
+        TaskStatus,
+        {
+            "state": state_from_v1(str(raw.get("state", ""))),
+            "message": message_from_v1(message) if isinstance(message, dict) else None,
+            **({"timestamp": raw["timestamp"]} if raw.get("timestamp") else {}),
+        },
+    )
+
+
+def artifact_from_v1(raw: Any) -> Artifact:
+    if not isinstance(raw, dict):
+        raise invalid_params("an artifact must be an object")
+    fields = {k: raw[k] for k in ("artifactId", "name", "description", "metadata") if raw.get(k) is not None}
+    return validated(Artifact, {**fields, "parts": _parts_from_v1(raw, "artifact")})
+
+
+def task_from_v1(raw: Any) -> Task:
+    if not isinstance(raw, dict):
+        raise invalid_params("a task must be an object")
+    artifacts, history = raw.get("artifacts") or [], raw.get("history") or []
+    if not isinstance(artifacts, list) or not isinstance(history, list):
+        raise invalid_params("task.artifacts and task.history must be lists")
+    return validated(
+        Task,
+        {
+            "id": raw.get("id"),
+            "contextId": raw.get("contextId") or "",
+            "status": status_from_v1(raw.get("status")),
+            "artifacts": [artifact_from_v1(a) for a in artifacts],
+            "history": [message_from_v1(m) for m in history if isinstance(m, dict)],
+            "metadata": raw.get("metadata") or {},
+        },
+    )
+
+
 def part_to_v1(part: Part) -> dict[str, Any]:
     out: dict[str, Any]
     if part.kind == "text":

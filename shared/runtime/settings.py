@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from shared.workers.llm import LLMSettings
 
@@ -77,3 +78,10 @@ def local_model_override() -> str | None:
 def compute_backend() -> str:
     """COALESCE_COMPUTE_BACKEND: numpy, torch or auto (torch with CUDA when a GPU is present)."""
     return os.environ.get("COALESCE_COMPUTE_BACKEND", "auto")
+
+
+def embeddings_onnx_dir() -> Path | None:
+    """`COALESCE_EMBEDDINGS_ONNX`: a folder with the skill-matching model exported for ONNX Runtime (the lean
+    images set it); unset: sentence-transformers on torch."""
+    value = os.environ.get("COALESCE_EMBEDDINGS_ONNX")
+    return Path(value) if value else None

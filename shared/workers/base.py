@@ -7,6 +7,7 @@ The contract of a `Worker`:
 - A failure worth telling the caller raises `WorkerError` with a message fit to show; anything else is a bug.
 - `request.cancelled` is set when the task is canceled: long work checks it and stops; the caller also
   cancels the coroutine.
+- `request.progress(text)` tells the caller how the work goes (a status update while it works); optional.
 - `close()` releases what the worker holds (clients, connections); it is called once, when its owner stops,
   and the worker is not used after it.
 """
@@ -14,6 +15,7 @@ The contract of a `Worker`:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +44,7 @@ class WorkRequest:
     skill: AgentSkill
     messages: list[Message]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    progress: Callable[[str], None] = field(default=lambda text: None)
 
     def text(self) -> str:
         """The user's text, all turns joined."""

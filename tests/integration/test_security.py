@@ -17,8 +17,6 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse, Response
 
 from client_agent.registry import Registry
 from client_agent.storage import Store
@@ -35,7 +33,7 @@ from shared.security.card_signing import CardTrustError, key_to_pin, verify_card
 from shared.security.channel import Channel, ChannelError, ChannelOffer, ReplayGuard, channel_offer, key_id
 from shared.security.keys import public_jwk, thumbprint
 from shared.security.net_policy import CheckedBackend, CheckedTransport
-from tests.conftest import RISK, StartContractor, card_named, rpc, subtask, wait_until
+from tests.conftest import RISK, CardHost, StartContractor, card_named, rpc, subtask, wait_until
 
 E2E_REFUSED = -32051
 
@@ -275,42 +273,6 @@ def test_a2a_sdk_verifier_accepts_our_signed_card_and_rejects_a_tampered_one(sec
         verify_card(redirected)
 
 
-class CardHost:
-    """A web server whose card the test swaps: forged cards, rotations."""
-
-    def __init__(self) -> None:
-        self.card: dict[str, Any] | bytes = {}
-        self.hits = 0
-        app = FastAPI()
-
-        @app.get("/.well-known/agent-card.json")
-        async def card() -> Response:
-            self.hits += 1
-            body = self.card if isinstance(self.card, bytes) else json.dumps(self.card).encode()
-            return Response(body, media_type="application/json")
-
-        @app.get("/loop/.well-known/agent-card.json")
-        async def loop() -> RedirectResponse:
-            return RedirectResponse("/loop/.well-known/agent-card.json")
-
-        self.server = ServerThread(app, bind_socket())
-
-    def publish(self, *keys: Ed25519PrivateKey, e2e: X25519PrivateKey | None = None) -> dict[str, Any]:
-        self.card = Identity(signing_keys=list(keys), e2e_key=e2e).publish(card_named("cpu_optimised"), self.url)
-        return self.card
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-@pytest.fixture
-def card_host():
-    host = CardHost()
-    with host.server:
-        yield host
-
-
 def test_client_refuses_a_forged_card_at_registration(card_host: CardHost, make_client):
     card = copy.deepcopy(card_host.publish(Ed25519PrivateKey.generate()))
     card["skills"][0]["description"] = "now also does anything you like"
@@ -322,6 +284,9 @@ def test_client_refuses_a_forged_card_at_registration(card_host: CardHost, make_
 
 
 def test_key_rotation_needs_the_pinned_keys_signature(card_host: CardHost, tmp_path, embedder):
+    """An agent is who its key says: a new key is the same agent only when the pinned key signed it too (a
+    rotation); another key at the same address is another agent, with nothing of the first carried over; an unsigned
+    card may not take over a signed agent's address."""
     old, new, stranger = (Ed25519PrivateKey.generate() for _ in range(3))
 
     async def scenario() -> None:
@@ -332,25 +297,26 @@ def test_key_rotation_needs_the_pinned_keys_signature(card_host: CardHost, tmp_p
             contractor, _ = await registry.register(card_host.url)
             assert contractor.signing_key == kid_of(old)
 
-            card_host.publish(stranger)  # a new key the pinned one did not sign for: refused, pin kept
-            with pytest.raises(CardError, match="rotation must be signed by the previous key"):
-                await registry.register(card_host.url)
+            card_host.publish(stranger)  # a key the pinned one did not sign for: not the pinned agent any more
             await registry.refresh()
             stored = store.contractor(contractor.id)
             assert stored is not None and stored["status"] == "untrusted" and stored["signing_key"] == kid_of(old)
             assert registry.active() == []
+            newcomer, created = await registry.register(card_host.url)  # registered, it is another agent
+            assert created and newcomer.id != contractor.id and newcomer.signing_key == kid_of(stranger)
+            assert (store.contractor(contractor.id) or {})["status"] == "moved"
 
             card_host.card = {k: v for k, v in card_host.publish(old).items() if k != "signatures"}
             with pytest.raises(CardError, match="unsigned"):
                 await registry.register(card_host.url)
 
-            card_host.publish(new, old)  # the rotation, co-signed by the old key: accepted, pin moves
-            await registry.refresh()
-            stored = store.contractor(contractor.id)
-            assert stored is not None and stored["status"] == "active" and stored["signing_key"] == kid_of(new)
+            card_host.publish(new, old)  # the rotation, co-signed by the old key: the first agent, its pin moved
+            rotated, created = await registry.register(card_host.url)
+            assert not created and rotated.id == contractor.id and rotated.signing_key == kid_of(new)
+            assert [c.id for c in registry.active()] == [contractor.id]
             card_host.publish(new)  # the old key may now go
             contractor, _ = await registry.register(card_host.url)
-            assert contractor.signing_key == kid_of(new)
+            assert contractor.id == rotated.id and contractor.signing_key == kid_of(new)
 
     asyncio.run(scenario())
     assert key_to_pin(card_host.card, kid_of(new)) == kid_of(new)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import httpx
 import pytest
-from a2a.client import ClientConfig, ClientFactory
-from a2a.client.card_resolver import parse_agent_card
 from a2a.types.a2a_pb2 import (
     AuthenticationInfo,
     CancelTaskRequest,
@@ -17,64 +12,20 @@ from a2a.types.a2a_pb2 import (
     GetTaskRequest,
     ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
-    Message,
-    Part,
-    Role,
-    SendMessageRequest,
     SubscribeToTaskRequest,
     TaskPushNotificationConfig,
     TaskState,
 )
 from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError
 from google.protobuf.json_format import MessageToDict
-from google.protobuf.struct_pb2 import Struct, Value
 
 from contractor_agent.identity import Identity
 from shared.security.auth import ApiKeys
-from tests.conftest import StartContractor, Webhook, card_named, wait_until
+from tests.conftest import SdkClient, StartContractor, Webhook, card_named, data_request, wait_until
 
 VERSIONS = ["1.0", "0.3"]
 PORTFOLIO = {"expected_returns": [0.08, 0.12], "covariance": [[0.04, 0.01], [0.01, 0.09]]}
 SLOW_VAR = {"portfolio_value": 1e6, "mu": 0.0, "sigma": 0.01, "simulations": 5_000_000, "horizon_days": 50}
-
-
-def data_request(data: dict[str, Any], skill: str, task_id: str = "", context_id: str = "") -> SendMessageRequest:
-    value = Value()
-    value.struct_value.update(data)
-    metadata = Struct()
-    metadata.update({"skill": skill})
-    message = Message(
-        message_id=uuid.uuid4().hex,
-        role=Role.ROLE_USER,
-        parts=[Part(data=value)],
-        task_id=task_id,
-        context_id=context_id,
-    )
-    return SendMessageRequest(message=message, metadata=metadata)
-
-
-class SdkClient:
-    """An a2a-sdk client pinned to one protocol version of our card."""
-
-    def __init__(
-        self, url: str, version: str, streaming: bool = True, polling: bool = False, token: str | None = None
-    ) -> None:
-        self.url, self.version, self.streaming, self.polling = url, version, streaming, polling
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-
-    async def __aenter__(self):
-        self.http = httpx.AsyncClient(timeout=60, headers=self.headers)
-        card = parse_agent_card((await self.http.get(self.url + ".well-known/agent-card.json")).json())
-        kept = [i for i in card.supported_interfaces if i.protocol_version == self.version]
-        del card.supported_interfaces[:]
-        card.supported_interfaces.extend(kept)
-        config = ClientConfig(streaming=self.streaming, polling=self.polling, httpx_client=self.http)
-        self.client = ClientFactory(config).create(card)
-        return self.client
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.client.close()
-        await self.http.aclose()
 
 
 async def client_http(url: str) -> dict:
