@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +28,12 @@ def start(command: list[str], ready_url: str, timeout_s: float = 90.0) -> subpro
 
 
 def echo_contractor(port: int, capacity: int) -> subprocess.Popen[bytes]:
-    """A contractor whose every skill is the echo worker, with room for `capacity` tasks."""
+    """A contractor whose every skill is the echo worker, with room for `capacity` tasks; its own keys and task
+    database (two of them are two agents: an agent is who its signing key says)."""
+    state = Path(tempfile.gettempdir()) / f"coalesce-bench-echo-{port}"
     command = [sys.executable, "-m", "coalesce.cli", "contractor", "serve", "--card", "agent_cards/edge_computing.json",
                "--worker", "echo", "--port", str(port), "--max-concurrent", str(capacity), "--max-queued",
-               str(capacity)]  # fmt: skip
+               str(capacity), "--key-dir", str(state / "keys"), "--db", f"sqlite:///{state}/tasks.db"]  # fmt: skip
     return start(command, f"http://127.0.0.1:{port}/health")
 
 

@@ -160,11 +160,10 @@ class Hirer:
             a2aMessageId=remote_id,
             reservedUsd=round(reserve, 6),
         )
-        run.state.a2a_task_id = None
-        if contractor.endpoint.dialect is Dialect.LEGACY:  # the client names the task
+        run.state.a2a_task_id = None  # saved once the task is named: by the client (legacy), else by its first event
+        if contractor.endpoint.dialect is Dialect.LEGACY:
             self._named(run, remote_id)
         log.info("hiring %s (%s) for subtask %s", contractor.card.name, contractor.id, run.id)
-        self.progress.save(run)
         started = time.perf_counter()
         client = self.client(contractor)
         try:

@@ -134,13 +134,9 @@ class Registry:
         agent back at a new address keeps its record, reputation and competence, and one that now holds another's
         address takes it over (that record is `moved` until its agent registers again). An unsigned card is
         identified by its address and may not take over an address whose agent signs its cards. An agent whose
-        card publishes no price (no COALESCE extension) needs `price_usd`, its operator's price per task."""
+        card publishes no price (no COALESCE extension) needs `price_usd`, its operator's price per task (the first
+        time: later registrations keep it unless they give another)."""
         card, raw = await fetch_card(self.http, card_url, self.policy)
-        if card.coalesce is None and price_usd is None:
-            raise CardError(
-                f"{card_url}: the card publishes no price (no {COALESCE_EXTENSION_URI} extension); "
-                "give price_usd, the operator's price per task"
-            )
         if card.coalesce is not None and price_usd is not None:
             raise CardError(f"{card_url}: the card publishes its own price list; price_usd is for agents without one")
         try:
@@ -154,6 +150,13 @@ class Registry:
         except CardTrustError as error:
             raise CardError(f"{card_url}: untrusted card: {error}") from None
         ident = known["id"] if known else contractor_id(card_url, signing_key)
+        if card.coalesce is None and price_usd is None:  # the price its operator gave before, if any
+            price_usd = (self.store.contractor(ident) or {}).get("price_usd")
+            if price_usd is None:
+                raise CardError(
+                    f"{card_url}: the card publishes no price (no {COALESCE_EXTENSION_URI} extension); "
+                    "give price_usd, the operator's price per task"
+                )
         if holder is not None and holder["id"] != ident:
             log.warning("contractor %s moved away from %s (another agent serves it now)", holder["id"], card_url)
             self._move(holder["id"], f"{card_url} now serves {card.name}")

@@ -431,6 +431,19 @@ def data_request(data: dict[str, Any], skill: str, task_id: str = "", context_id
     return sdk.SendMessageRequest(message=message, metadata=metadata)
 
 
+async def risk_input_round_trip(client: Any) -> tuple[Any, list[Any]]:
+    """A value-at-risk task sent without the portfolio through an a2a-sdk client: (its input-required status
+    update, checked; the events after the figures are sent on the same task)."""
+    first = [e async for e in client.send_message(data_request({"confidence": 0.95}, "risk-assessment"))]
+    waiting = first[-1].status_update
+    assert waiting.status.state == sdk.TaskState.TASK_STATE_INPUT_REQUIRED
+    figures = {"portfolio_value": 1000.0, "mu": 0.0, "sigma": 0.01}
+    follow_up = data_request(figures, "risk-assessment", task_id=waiting.task_id, context_id=waiting.context_id)
+    second = [e async for e in client.send_message(follow_up)]
+    assert second[-1].status_update.status.state == sdk.TaskState.TASK_STATE_COMPLETED
+    return waiting, second
+
+
 class SdkClient:
     """An a2a-sdk client pinned to one protocol version of the card at `url`."""
 

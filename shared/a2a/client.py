@@ -102,9 +102,22 @@ class A2AClient:
 
     # ------------------------------------------------------------ calls
 
+    def _fall_back(self, error: A2AError) -> bool:
+        """A card that names no protocol version may be v0.2's, which speaks `message/send`: when `tasks/send` is
+        not a method there, this client speaks v0.3 from then on (and says so: True)."""
+        if self.dialect is not Dialect.LEGACY or error.code != ErrorCode.METHOD_NOT_FOUND:
+            return False
+        self.dialect = Dialect.V0_3
+        return True
+
     async def send(self, message: Message, skill: str | None = None, metadata: dict[str, Any] | None = None) -> Reply:
         """Send `message` (a new task when it has no task id, else a follow-up) and wait for the reply."""
-        result = await self._call(_METHODS[self.dialect][0], self._send_params(message, skill, metadata))
+        try:
+            result = await self._call(_METHODS[self.dialect][0], self._send_params(message, skill, metadata))
+        except A2AError as error:
+            if not self._fall_back(error):
+                raise
+            result = await self._call(_METHODS[self.dialect][0], self._send_params(message, skill, metadata))
         reply = self._event(result)
         if not isinstance(reply, Task | Message):
             raise _not_a2a("a send must answer with a task or a message")
@@ -114,6 +127,18 @@ class A2AClient:
         self, message: Message, skill: str | None = None, metadata: dict[str, Any] | None = None
     ) -> AsyncIterator[Event]:
         """Send `message` and yield the task's events until its final or interrupted state, or a direct answer."""
+        try:
+            async for event in self._stream(message, skill, metadata):
+                yield event
+        except A2AError as error:
+            if not self._fall_back(error):
+                raise
+            async for event in self._stream(message, skill, metadata):
+                yield event
+
+    async def _stream(
+        self, message: Message, skill: str | None, metadata: dict[str, Any] | None
+    ) -> AsyncIterator[Event]:
         body = self._body(_METHODS[self.dialect][1], self._send_params(message, skill, metadata))
         async with self.http.stream(
             "POST", self.endpoint.url, json=body, timeout=self.timeout_s, headers=self.headers

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from scipy import sparse
 
 from shared.a2a.models import AgentCard
 from shared.runtime.settings import embeddings_onnx_dir
@@ -238,14 +239,16 @@ class SkillMatches:
     embedding: np.ndarray
     performance: np.ndarray
     compatibility: np.ndarray
+    starts: np.ndarray  # the first row of each contractor's skills (a contractor's rows are contiguous)
 
     def best_per_contractor(self) -> np.ndarray:
-        """Row indices of each contractor's best-matching skill."""
-        best: dict[str, int] = {}
-        for row, contractor in enumerate(self.contractor_ids):
-            if contractor not in best or self.compatibility[row] > self.compatibility[best[contractor]]:
-                best[contractor] = row
-        return np.array(sorted(best.values()), dtype=np.int64)
+        """Row indices of each contractor's best-matching skill (its first, on a tie), in row order."""
+        if not len(self.starts):
+            return np.zeros(0, dtype=np.int64)
+        lengths = np.diff(np.append(self.starts, len(self.compatibility)))
+        best = np.repeat(np.maximum.reduceat(self.compatibility, self.starts), lengths)
+        at_best = np.flatnonzero(self.compatibility >= best)
+        return at_best[np.searchsorted(at_best, self.starts)]
 
 
 @dataclass
@@ -254,15 +257,19 @@ class SkillIndex:
     weights: CompatibilityWeights = field(default_factory=CompatibilityWeights)
     _profiles: list[SkillProfile] = field(default_factory=list)
     _vocabulary: dict[str, int] = field(default_factory=dict)
-    _incidence: np.ndarray | None = None
+    _incidence: sparse.csc_array | None = None  # rows x terms, the term weights; sparse: a skill has few terms
+    _term_weights: np.ndarray | None = None  # per row, the sum of its term weights (Jaccard's union)
     _embeddings: np.ndarray | None = None
+    _contractor_ids: list[str] = field(default_factory=list)
+    _skill_ids: list[str] = field(default_factory=list)
+    _starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self._profiles)
 
     def rows(self) -> list[tuple[str, str]]:
         """(contractor id, skill id) of each indexed row, in row order."""
-        return [(p.contractor_id, p.skill_id) for p in self._profiles]
+        return list(zip(self._contractor_ids, self._skill_ids, strict=True))
 
     def add(self, profiles: Sequence[SkillProfile]) -> None:
         """Add (or replace) contractors' skills; their texts are embedded now, once."""
@@ -275,13 +282,25 @@ class SkillIndex:
         self._rebuild()
 
     def _rebuild(self) -> None:
+        order: dict[str, int] = {}  # each contractor's rows together, contractors in the order they came
         for profile in self._profiles:
-            for term in profile.terms:
-                self._vocabulary.setdefault(term, len(self._vocabulary))
-        incidence = np.zeros((len(self._profiles), max(len(self._vocabulary), 1)), dtype=np.float32)
+            order.setdefault(profile.contractor_id, len(order))
+        self._profiles.sort(key=lambda p: order[p.contractor_id])
+        rows, columns, weights = [], [], []
         for row, profile in enumerate(self._profiles):
-            incidence[row, [self._vocabulary[t] for t in profile.terms]] = profile.term_weight
-        self._incidence = incidence
+            for term in profile.terms:
+                rows.append(row)
+                columns.append(self._vocabulary.setdefault(term, len(self._vocabulary)))
+                weights.append(profile.term_weight)
+        shape = (len(self._profiles), max(len(self._vocabulary), 1))
+        self._incidence = sparse.csc_array((np.array(weights, dtype=np.float32), (rows, columns)), shape=shape)
+        self._term_weights = np.bincount(rows, weights=weights, minlength=shape[0]).astype(np.float64)
+        self._contractor_ids = [p.contractor_id for p in self._profiles]
+        self._skill_ids = [p.skill_id for p in self._profiles]
+        ids = self._contractor_ids
+        self._starts = np.array(
+            [row for row in range(len(ids)) if row == 0 or ids[row] != ids[row - 1]], dtype=np.int64
+        )
         texts = [p.text for p in self._profiles]
         self._embeddings = self.embedder.embed(texts) if texts else None
 
@@ -299,20 +318,21 @@ class SkillIndex:
         if performance.shape != (rows,):
             raise ValueError(f"performance needs one value per indexed skill ({rows})")
         return SkillMatches(
-            contractor_ids=[p.contractor_id for p in self._profiles],
-            skill_ids=[p.skill_id for p in self._profiles],
+            contractor_ids=self._contractor_ids,
+            skill_ids=self._skill_ids,
             ontological=ontological,
             embedding=embedding,
             performance=performance,
             compatibility=compatibility(ontological, embedding, performance, self.weights),
+            starts=self._starts,
         )
 
     def _ontological(self, requirement: SkillRequirement, rows: int) -> np.ndarray:
         required = [self._vocabulary[t] for t in requirement.terms if t in self._vocabulary]
-        if not requirement.terms or self._incidence is None:
+        if not requirement.terms or self._incidence is None or self._term_weights is None:
             return np.zeros(rows)
-        shared = self._incidence[:, required].sum(axis=1).astype(np.float64)
+        shared = np.asarray(self._incidence[:, required].sum(axis=1), dtype=np.float64).ravel()
         if self.weights.jaccard:
-            union = len(requirement.terms) + self._incidence.sum(axis=1) - shared
+            union = len(requirement.terms) + self._term_weights - shared
             return shared / np.maximum(union, 1.0)
         return shared / len(requirement.terms)

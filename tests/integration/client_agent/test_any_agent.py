@@ -89,6 +89,10 @@ def test_registration_says_what_is_wrong(sdk_agent, make_client, start_contracto
     negative = client.http.post("/v1/contractors", json={"card_url": agent.url, "price_usd": -1})
     assert negative.status_code == 422
     assert client.http.get("/v1/contractors").json()["contractors"] == []
+    priced = client.http.post("/v1/contractors", json={"card_url": agent.url, "price_usd": 0.003})
+    assert priced.status_code == 201
+    again = client.http.post("/v1/contractors", json={"card_url": agent.url})  # the price given before holds
+    assert again.status_code == 200 and again.json()["price_usd"] == 0.003
 
 
 def test_a_card_without_a_json_rpc_interface_or_a_skill_is_refused_with_the_reason(make_client, card_host: CardHost):
@@ -158,3 +162,30 @@ def test_a_registry_keyed_by_address_is_brought_up_to_date(tmp_path):
     assert store.contractor("a") == {**store.contractor("a"), "card_url": "http://x/", "price_usd": None}
     assert store.upsert_contractor("b", "http://x/", "Y", {}, "k2") is True  # the same address, another agent
     assert {c["id"] for c in store.contractors()} == {"a", "b"}
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_card_that_names_no_version_is_tried_in_the_legacy_generation_then_v0_3(
+    sdk_agent, make_client, card_host: CardHost, streaming
+):
+    """A v0.2 card said no protocolVersion and its agent speaks `message/send`: `tasks/send` is refused as an unknown
+    method, and the client speaks v0.3 to it instead."""
+    agent = sdk_agent(versions=("0.3",), streaming=streaming)
+    card_host.card = {
+        "name": "v0.2 sentiment",
+        "description": "an agent of the v0.2 days",
+        "url": agent.url,
+        "version": "0.2.0",
+        "capabilities": {"streaming": streaming},
+        "skills": [
+            {"id": "sentiment-analysis", "name": "Sentiment", "description": "Classify the sentiment of a text"}
+        ],
+    }
+    client = make_client(own_skills=set())
+    response = client.http.post("/v1/contractors", json={"card_url": card_host.url, "price_usd": 0.001})
+    assert response.status_code == 201 and response.json()["a2a_version"] == "legacy"
+    task = client.run(sentiment_task(f"v0.2-{streaming}"))
+    assert task["status"] == "completed", task
+    assert [" ".join(p.get("text", "") for a in s["artifacts"] for p in a["parts"]) for s in task["subtasks"]] == [
+        label for _, label in HEADLINES
+    ]

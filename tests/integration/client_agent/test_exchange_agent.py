@@ -13,7 +13,7 @@ from a2a.types import a2a_pb2 as sdk
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 
-from tests.conftest import RISK, SdkClient, StartContractor, card_named, data_request
+from tests.conftest import RISK, SdkClient, StartContractor, card_named, data_request, risk_input_round_trip
 
 VERSIONS = ["1.0", "0.3"]
 
@@ -63,18 +63,8 @@ async def test_input_required_is_relayed_both_ways(make_client, start_contractor
     client = make_client(own_skills=set())
     client.register(cpu)
     async with SdkClient(client.url, version) as a2a:
-        first = [e async for e in a2a.send_message(data_request({"confidence": 0.95}, "risk-assessment"))]
-        waiting = first[-1].status_update
-        assert waiting.status.state == sdk.TaskState.TASK_STATE_INPUT_REQUIRED
-        assert "portfolio_value" in " ".join(p.text for p in waiting.status.message.parts)
-        answer = data_request(
-            {"portfolio_value": 1000.0, "mu": 0.0, "sigma": 0.01},
-            "risk-assessment",
-            task_id=waiting.task_id,
-            context_id=waiting.context_id,
-        )
-        second = [e async for e in a2a.send_message(answer)]
-        assert second[-1].status_update.status.state == sdk.TaskState.TASK_STATE_COMPLETED
+        waiting, _ = await risk_input_round_trip(a2a)
+        assert "portfolio_value" in " ".join(p.text for p in waiting.status.message.parts)  # the contractor's prompt
         task = await a2a.get_task(sdk.GetTaskRequest(id=waiting.task_id))
     var = MessageToDict(next(a for a in task.artifacts if a.name == "risk-assessment").parts[0].data)
     assert var["var"] == pytest.approx(1000 * 1.6449 * 0.01, rel=0.05)

@@ -21,7 +21,15 @@ from google.protobuf.json_format import MessageToDict
 
 from contractor_agent.identity import Identity
 from shared.security.auth import ApiKeys
-from tests.conftest import SdkClient, StartContractor, Webhook, card_named, data_request, wait_until
+from tests.conftest import (
+    SdkClient,
+    StartContractor,
+    Webhook,
+    card_named,
+    data_request,
+    risk_input_round_trip,
+    wait_until,
+)
 
 VERSIONS = ["1.0", "0.3"]
 PORTFOLIO = {"expected_returns": [0.08, 0.12], "covariance": [[0.04, 0.01], [0.01, 0.09]]}
@@ -78,17 +86,7 @@ async def test_non_blocking_send_returns_at_once_and_the_task_can_be_cancelled(c
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_input_required_round_trip_on_the_same_task(cpu: str, version: str):
     async with SdkClient(cpu, version) as client:
-        first = [e async for e in client.send_message(data_request({"confidence": 0.95}, "risk-assessment"))]
-        waiting = first[-1].status_update
-        assert waiting.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
-        follow_up = data_request(
-            {"portfolio_value": 1000.0, "mu": 0.0, "sigma": 0.01},
-            "risk-assessment",
-            task_id=waiting.task_id,
-            context_id=waiting.context_id,
-        )
-        second = [e async for e in client.send_message(follow_up)]
-        assert second[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+        waiting, second = await risk_input_round_trip(client)
         assert second[-1].status_update.task_id == waiting.task_id
         result = MessageToDict(next(e for e in second if e.HasField("artifact_update")).artifact_update.artifact)
         var = result["parts"][0]["data"]

@@ -161,3 +161,21 @@ def test_openai_embedder_through_the_sdk(openai_embeddings_double: str, embedder
     remote = OpenAIEmbedder("text-embedding-3-small", base_url=openai_embeddings_double)
     texts = ["value at risk", "sentiment of news"]
     assert np.allclose(remote.embed(texts), embedder.embed(texts), atol=1e-5)
+
+
+def test_each_contractors_best_skill_is_found_however_the_index_was_built(embedder):
+    """Rows of one contractor stay together through adds, replacements and removals; the best row of each is the
+    one a plain scan finds (the first, on a tie)."""
+    index = SkillIndex(CachedEmbedder(embedder))
+    index.add(skill_profiles("a", card_named("gpu_specialist")) + skill_profiles("b", card_named("cpu_optimised")))
+    index.add(skill_profiles("c", card_named("finance_lexicon")))
+    index.add(skill_profiles("a", card_named("budget_provider")))  # replaced: its rows move to the end
+    index.remove("b")
+    assert [c for c, _ in index.rows()] == sorted((c for c, _ in index.rows()), key=["c", "a"].index)
+    for requirement in (SkillRequirement(frozenset({"skill:llm"}), "summarise"), SkillRequirement()):
+        matches = index.match(requirement)
+        scan: dict[str, int] = {}
+        for row, contractor in enumerate(matches.contractor_ids):
+            if contractor not in scan or matches.compatibility[row] > matches.compatibility[scan[contractor]]:
+                scan[contractor] = row
+        assert matches.best_per_contractor().tolist() == sorted(scan.values())
