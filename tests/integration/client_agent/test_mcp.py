@@ -47,8 +47,8 @@ async def test_an_mcp_client_gets_a_task_done_over_streamable_http(sdk_agent, ma
         market = await structured(client, "list_market")
         assert [c["id"] for c in market["contractors"]] == [seller["id"]]
 
-        refused = await client.call_tool("register_contractor", {"card_url": agent.url})
-        assert refused.is_error and "give price_usd" in refused.content[0].text
+        unpriced = await client.call_tool("register_contractor", {"card_url": sdk_agent().url})
+        assert unpriced.is_error and "give price_usd" in unpriced.content[0].text
         invalid = await client.call_tool("submit_task", {"description": "x", "budget_usd": -1})
         assert invalid.is_error and "budget_usd" in invalid.content[0].text
         missing = await client.call_tool("get_task", {"task_id": "no-such-task"})
