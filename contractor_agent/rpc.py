@@ -23,6 +23,7 @@ from shared.a2a.models import (
     ErrorCode,
     JSONRPCError,
     JSONRPCRequest,
+    SendRequest,
     StreamEvent,
     TaskState,
     TaskStatusUpdateEvent,
@@ -56,7 +57,7 @@ class StreamReply:
 
 Caller = str | None
 Unary = Callable[[Params, Dialect, Caller], Awaitable[Any]]
-Streaming = Callable[[Params, Dialect, Caller, RequestId], StreamReply]
+Streaming = Callable[[Params, Dialect, Caller, RequestId], Awaitable[StreamReply]]
 
 MAX_PAGE_SIZE = 100
 
@@ -115,7 +116,7 @@ class RpcHandler:
             params = request.params or {}
             if request.method in self._streaming:
                 handler, dialect = self._streaming[request.method]
-                return handler(params, dialect, caller, request_id)
+                return await handler(params, dialect, caller, request_id)
             if request.method not in self._unary:
                 raise A2AError(ErrorCode.METHOD_NOT_FOUND, f"method {request.method!r} not found")
             unary, dialect = self._unary[request.method]
@@ -144,8 +145,22 @@ class RpcHandler:
 
     # ------------------------------------------------------------ tasks
 
-    async def _send(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
+    async def _parse_send(self, params: Params, dialect: Dialect) -> SendRequest:
+        """The send's params; a push config it carries is checked as `_push_set` checks one."""
         request = parse_send(params, dialect)
+        if request.push_config is not None:
+            await self._check_push_url(request.push_config.url)
+        return request
+
+    async def _check_push_url(self, url: str) -> None:
+        if self.manager.notifier is not None:
+            try:
+                await self.manager.notifier.check(url)
+            except AddressRefused as refused:
+                raise A2AError(ErrorCode.INVALID_PARAMS, f"push notification URL refused: {refused}") from None
+
+    async def _send(self, params: Params, dialect: Dialect, caller: Caller) -> Any:
+        request = await self._parse_send(params, dialect)
         record, subscription = self.manager.submit(request, dialect, caller, subscribe=request.blocking)
         if subscription is not None:
             await self.manager.wait_settled(record, subscription)
@@ -201,11 +216,7 @@ class RpcHandler:
         record = self.manager.get(task_id, caller)
         raw = params if dialect is Dialect.V1_0 else params.get("pushNotificationConfig")
         config = parse_push_config(raw, dialect)
-        if self.manager.notifier is not None:
-            try:
-                await self.manager.notifier.check(config.url)
-            except AddressRefused as refused:
-                raise A2AError(ErrorCode.INVALID_PARAMS, f"push notification URL refused: {refused}") from None
+        await self._check_push_url(config.url)
         config = self.manager.set_push_config(record, config)
         return render_push_config(task_id, config, dialect)
 
@@ -233,12 +244,14 @@ class RpcHandler:
 
     # ------------------------------------------------------------ streams
 
-    def _stream(self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId) -> StreamReply:
-        request = parse_send(params, dialect)
+    async def _stream(self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId) -> StreamReply:
+        request = await self._parse_send(params, dialect)
         record, subscription = self.manager.submit(request, dialect, caller, subscribe=True)
         return StreamReply(request_id, self._events(record, subscription, dialect, request_id, opening=None))
 
-    def _resubscribe(self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId) -> StreamReply:
+    async def _resubscribe(
+        self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId
+    ) -> StreamReply:
         record, subscription = self.manager.resubscribe(require_str(params, "id"), caller)
         if dialect is Dialect.LEGACY and record.dialect is not Dialect.LEGACY:
             dialect = Dialect.V0_3  # `tasks/resubscribe` is both legacy and v0.3: answer as the task was created

@@ -101,3 +101,24 @@ def test_webhooks_with_notifications_pending_are_bounded(webhook: Webhook):
     assert notifier.dropped == 1
     assert [body["status"]["state"] for _, body in webhook.received] == ["working"]  # /other answers 404: failed
     assert notifier.failed == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("tasks/send", {"id": "hooked", "pushNotification": {"url": "http://127.0.0.1:9/hook"}}),
+        ("tasks/sendSubscribe", {"id": "hooked-2", "pushNotification": {"url": "http://10.0.0.1/hook"}}),
+        ("message/send", {"configuration": {"pushNotificationConfig": {"url": "http://169.254.169.254/"}}}),
+    ],
+)
+def test_a_webhook_inside_a_message_is_checked_when_it_is_set(start_contractor: StartContractor, method, params):
+    """A contractor that calls only public webhooks refuses a private one carried by a send as it refuses one set
+    by `tasks/pushNotificationConfig/set`: at once, with the reason, and no task is made."""
+    url = start_contractor(card_named("cpu_optimised"), allow_private_push=False)
+    message = data_message(RISK)
+    body = {**params, "message": message, "metadata": {"skill": "risk-assessment"}}
+    reply = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": body}, timeout=30)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("application/json")
+    error = reply.json()["error"]
+    assert error["code"] == -32602 and "push notification URL refused" in error["message"]
+    assert httpx.get(url + "health", timeout=10).json()["load"]["running"] == 0
