@@ -499,13 +499,17 @@ def test_push_notifications_never_go_to_private_addresses_unless_allowed(
     else:
         assert answer["error"]["code"] == -32602 and "loopback" in answer["error"]["message"]
         assert "error" in rpc(url, "tasks/pushNotification/get", {"id": "push-1"})  # nothing stored
-    # the next message brings its own config: kept either way, called only when allowed
+    # the next message brings its own config: checked as the method checks one
     follow_up = {**plain, "messageId": "q", "parts": [{"kind": "data", "data": {"portfolio_value": 1e6}}]}
     params = {"id": "push-1", "message": follow_up, "pushNotification": {"url": webhook.url}}
-    assert rpc(url, "tasks/send", params)["result"]["status"]["state"] == "completed"
     if allowed:
+        assert rpc(url, "tasks/send", params)["result"]["status"]["state"] == "completed"
         wait_until(lambda: "completed" in webhook.states())
     else:
+        refused = rpc(url, "tasks/send", params)
+        assert refused["error"]["code"] == -32602 and "loopback" in refused["error"]["message"]
+        del params["pushNotification"]
+        assert rpc(url, "tasks/send", params)["result"]["status"]["state"] == "completed"
         time.sleep(1.0)
         assert webhook.received == []
 
