@@ -18,7 +18,7 @@ from shared.a2a.cards import CardError, Endpoint, FetchPolicy, fetch_card, hirin
 from shared.a2a.models import COALESCE_EXTENSION_URI, AgentCard
 from shared.economics.skills import SkillIndex, SkillProfile, skill_profiles
 from shared.security.attestation import proven_skills
-from shared.security.card_signing import CardTrustError, key_to_pin, keys_of_signatures, verify_card
+from shared.security.card_signing import CardTrustError, key_to_pin, keys_of_signatures, pin_of, verify_card
 from shared.security.channel import ChannelOffer, channel_offer
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ class Registry:
             known = records[0] if records else None
             holder = self.store.contractor_at(card_url)
             if not keys and holder is not None and holder["signing_key"]:
-                key_to_pin(raw, holder["signing_key"])  # raises: an unsigned card where a signed one was
-            signing_key = key_to_pin(raw, known["signing_key"] if known else None)
+                pin_of(keys, holder["signing_key"])  # raises: an unsigned card where a signed one was
+            signing_key = pin_of(keys, known["signing_key"] if known else None)
         except CardTrustError as error:
             raise CardError(f"{card_url}: untrusted card: {error}") from None
         ident = known["id"] if known else contractor_id(card_url, signing_key)

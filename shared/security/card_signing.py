@@ -193,7 +193,11 @@ def keys_of_signatures(signatures: list[Any]) -> dict[str, Ed25519PublicKey]:
 def key_to_pin(card: dict[str, Any], pinned: str | None) -> str | None:
     """Trust on first use: the key to pin after accepting this card (None: unsigned, nothing pinned). A card
     whose current key is not the pinned one is accepted only when the pinned key signed it too (a rotation)."""
-    kids = verify_card(card)
+    return pin_of(verify_card(card), pinned)
+
+
+def pin_of(kids: list[str], pinned: str | None) -> str | None:
+    """`key_to_pin` for a card whose signatures `verify_card` already checked: `kids`, current key first."""
     if not kids:
         if pinned:
             raise CardTrustError(f"the card is unsigned, but this contractor's key {pinned} is pinned")
