@@ -284,6 +284,7 @@ class Decider:
                 "signingKey": c.signing_key,
                 "endToEnd": c.channel is not None,
                 "provenSkills": sorted(c.proven_skills),
+                "certified": {skill: {"score": m.score, "items": m.items} for skill, m in c.certified.items()},
                 "hires": self.hires.get(c.id, 0),
                 "goodHires": self.good_hires.get(c.id, 0),
             }

@@ -40,7 +40,7 @@ from shared.a2a.models import (
 )
 from shared.economics.cost_model import ChargeCheck, CostCalibrator, Metered, check_charge
 from shared.runtime.observability import A2A_TASK_ID
-from shared.security.channel import Channel, ChannelError, envelope_of
+from shared.security.channel import CHANNEL_TOKEN_HEADER, Channel, ChannelError, envelope_of
 from shared.security.receipts import ReceiptRejected, verify_receipt
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,16 @@ class Hirer:
         twin.progress = progress
         return twin
 
-    def client(self, contractor: Contractor, timeout_s: float | None = None) -> A2AClient:
+    def client(
+        self, contractor: Contractor, timeout_s: float | None = None, channel: Channel | None = None
+    ) -> A2AClient:
+        """An A2A client for `contractor`: with its API key, and with the channel's owner token when the hire runs on
+        an end-to-end channel (which makes the task the client's alone on a contractor without API keys)."""
+        headers = self.market.auth_headers(contractor)
+        if channel is not None:
+            headers[CHANNEL_TOKEN_HEADER] = channel.owner_token
         return A2AClient(
-            contractor.endpoint,
-            self.market.http,
-            timeout_s=timeout_s or self.hire_timeout_s,
-            headers=self.market.auth_headers(contractor),
+            contractor.endpoint, self.market.http, timeout_s=timeout_s or self.hire_timeout_s, headers=headers
         )
 
     async def hire(
@@ -165,10 +169,11 @@ class Hirer:
             self._named(run, remote_id)
         log.info("hiring %s (%s) for subtask %s", contractor.card.name, contractor.id, run.id)
         started = time.perf_counter()
-        client = self.client(contractor)
+        channel = Channel.open_to(contractor.channel, remote_id) if contractor.channel else None
+        client = self.client(contractor, channel=channel)
         try:
             async with asyncio.timeout(self.hire_timeout_s):
-                artifacts, billing = await self._converse(run, client, contractor, remote_id, skill)
+                artifacts, billing = await self._converse(run, client, contractor, channel, remote_id, skill)
         except asyncio.CancelledError:
             await abandon(client, run.state.a2a_task_id)
             self.ledger.refund(run.id, attempt, reserve, "the client canceled the task")
@@ -245,7 +250,13 @@ class Hirer:
         self.progress.publish(run, EventKind.SETTLEMENT, kind="refund", reason=shown or reason)
 
     async def _converse(
-        self, run: SubtaskRun, client: A2AClient, contractor: Contractor, remote_id: str, skill: str | None
+        self,
+        run: SubtaskRun,
+        client: A2AClient,
+        contractor: Contractor,
+        channel: Channel | None,
+        remote_id: str,
+        skill: str | None,
     ) -> tuple[list[Artifact], dict[str, Any]]:
         """Stream the work (or send it, to a contractor without streaming), relaying the contractor's events and
         answering its input-required from the client's user; returns the artifacts and the contractor's billing
@@ -253,8 +264,6 @@ class Hirer:
         card_skill = contractor.card.skill(skill or "")
         modes = (card_skill.input_modes if card_skill else None) or contractor.card.default_input_modes
         message = work_message(run.spec, modes).model_copy(update={"message_id": remote_id})
-        offer = contractor.channel
-        channel = Channel.open_to(offer, remote_id) if offer else None
         streaming = contractor.card.capabilities.streaming
         task_ids: dict[str, Any] = {}  # the task id and context id, once the contractor named them
         while True:

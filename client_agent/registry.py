@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from client_agent.storage import Store
 from shared.a2a.cards import CardError, Endpoint, FetchPolicy, fetch_card, hiring_endpoint
 from shared.a2a.models import COALESCE_EXTENSION_URI, AgentCard
+from shared.economics.reputation import ReputationBook
 from shared.economics.skills import SkillIndex, SkillProfile, skill_profiles
-from shared.security.attestation import proven_skills
+from shared.security.attestation import AttestedSkill, certified_skills
 from shared.security.card_signing import CardTrustError, key_to_pin, keys_of_signatures, pin_of, verify_card
 from shared.security.channel import ChannelOffer, channel_offer
 
@@ -38,7 +39,8 @@ class Contractor:
     status: str
     failures: int
     signing_key: str | None = None  # the pinned card-signing key (None: the card is unsigned)
-    proven_skills: frozenset[str] = frozenset()  # skills with a valid attestation proof
+    certified: dict[str, AttestedSkill] = field(default_factory=dict)  # skills a trusted attestor measured
+    proven_skills: frozenset[str] = frozenset()  # those measured at or above the registry's `proven_score`
     price_usd: float | None = None  # the operator's price per task, for a card that publishes none
 
     @cached_property
@@ -75,8 +77,9 @@ class Contractor:
 
 @dataclass
 class Registry:
-    """`trusted_attestors`: thumbprints of attestor keys whose skill certificates count; when there are any, a
-    skill without a valid proof weighs `unproven_weight` in the ontology match (1 otherwise)."""
+    """`trusted_attestors`: thumbprints of attestor keys whose skill certificates count. When there are any, a
+    skill not certified at `proven_score` or better weighs `unproven_weight` in the ontology match (1 otherwise),
+    and every certified score goes into `reputation` as evidence of the agent's competence on that skill."""
 
     store: Store
     index: SkillIndex
@@ -84,6 +87,8 @@ class Registry:
     policy: FetchPolicy = field(default_factory=FetchPolicy)
     trusted_attestors: frozenset[str] = frozenset()
     unproven_weight: float = 0.5
+    proven_score: float = 0.5
+    reputation: ReputationBook | None = None
     dead_after_failures: int = 3
     _active: dict[str, Contractor] = field(default_factory=dict)
 
@@ -94,6 +99,8 @@ class Registry:
 
     def _load(self, stored: dict[str, Any]) -> Contractor:
         card = AgentCard.model_validate(stored["card"])
+        certificate = card.coalesce.skill_certificate if card.coalesce else None
+        certified = certified_skills(certificate, set(self.trusted_attestors), stored["signing_key"])
         contractor = Contractor(
             stored["id"],
             stored["card_url"],
@@ -101,18 +108,17 @@ class Registry:
             stored["status"],
             stored["failures"],
             stored["signing_key"],
-            self._proven(card, stored["signing_key"]),
+            certified,
+            frozenset(s for s, measured in certified.items() if measured.score >= self.proven_score),
             stored.get("price_usd"),
         )
+        if self.reputation is not None:
+            self.reputation.certify(contractor.id, {s: (m.score, m.items) for s, m in certified.items()})
         if contractor.status == "active":
             self._active[contractor.id] = contractor
         else:
             self._active.pop(contractor.id, None)
         return contractor
-
-    def _proven(self, card: AgentCard, signing_key: str | None) -> frozenset[str]:
-        certificate = card.coalesce.skill_certificate if card.coalesce else None
-        return frozenset(proven_skills(certificate, set(self.trusted_attestors), signing_key))
 
     def _profiles(self, contractor: Contractor) -> list[SkillProfile]:
         if not self.trusted_attestors:

@@ -41,7 +41,7 @@ from shared.economics.decision.strategies import make_strategy
 from shared.economics.decision.topsis import DecisionError
 from shared.economics.reputation import ReputationBook
 from shared.economics.skills import Embedder, SkillIndex
-from shared.security.net_policy import checked_transport
+from shared.security.net_policy import checked_transport, resolver
 from shared.workers.base import Worker
 
 
@@ -71,6 +71,7 @@ class ClientConfig:
     seed: int = 0
     # security: see README "Secure exchange"
     allow_private_contractors: bool = False  # True for a local market: cards on loopback / private networks
+    nameserver: str | None = None  # "host:port": names looked up at this name server, not by the system
     trusted_attestors: frozenset[str] = frozenset()  # thumbprints of attestor keys whose certificates count
     unproven_skill_weight: float = 0.5
     contractor_tokens: dict[str, str] = field(default_factory=dict)  # contractor card URL -> its API key
@@ -106,19 +107,23 @@ class ClientService:
         self.store = store
         self.local_workers = local_workers
         self.initial_contractors = list(initial_contractors or [])
+        resolve = resolver(config.nameserver)
         self.http = httpx.AsyncClient(
             timeout=config.hire_timeout_s,
             max_redirects=MAX_REDIRECTS,
             # cards and contractors: connections go to the addresses checked for them (no DNS rebinding)
-            transport=transport or checked_transport(config.allow_private_contractors, max_connections=200),
+            transport=transport
+            or checked_transport(config.allow_private_contractors, resolve=resolve, max_connections=200),
         )
+        self.reputation = ReputationBook()
         self.registry = Registry(
             store,
             SkillIndex(embedder),
             self.http,
-            FetchPolicy(allow_private=config.allow_private_contractors),
+            FetchPolicy(allow_private=config.allow_private_contractors, resolve=resolve),
             config.trusted_attestors,
             config.unproven_skill_weight,
+            reputation=self.reputation,
         )
         self.metrics = ClientMetrics()
         self.ledger = Ledger(store, observe=lambda kind, amount: self.metrics.money_usd.labels(kind).inc(amount))
@@ -127,7 +132,6 @@ class ClientService:
         progress = Progress(store, self.events, config.input_timeout_s)
         verifier = Verifier(judge)
         calibrator = CostCalibrator(config.decision.calibration_lambda)
-        self.reputation = ReputationBook()
         self.quality = Quality(self.reputation, config.quality)
         self.gold = ProbeBank(gold, config.seed)
         self.local = LocalWork(

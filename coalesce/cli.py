@@ -29,9 +29,11 @@ from shared.runtime.settings import (
     completion_settings_from_env,
     contractor_tokens_from_env,
     judge_settings_from_env,
+    nameserver_from_env,
     openai_settings_from_env,
 )
 from shared.security.auth import ApiKeys
+from shared.security.net_policy import resolver
 from shared.workers.factory import CHAT_KINDS, COMPLETION_KINDS, LLM_KINDS, build_workers, embedded_llm_settings
 from shared.workers.llm import LLMSettings
 from shared.workers.local_model import GEMMA_ALIAS, MODEL_ALIAS, MODELS, LocalLLMServer
@@ -85,6 +87,7 @@ def contractor_serve(args: argparse.Namespace) -> int:
             identity=identity,
             store=store,
             allow_private_push=args.allow_private_push,
+            resolve=resolver(nameserver_from_env()),
         )
         server = uvicorn_server(app, log_level=args.log_level)
         llm_skills = [s for s, k in kinds.items() if k in LLM_KINDS]
@@ -118,6 +121,7 @@ def client_serve(args: argparse.Namespace) -> int:
             allow_private_contractors=args.allow_private_contractors,
             trusted_attestors=frozenset(args.trust_attestor),
             contractor_tokens=contractor_tokens_from_env(),
+            nameserver=nameserver_from_env(),
             quality=QualityConfig(
                 probes=not args.no_probes,
                 probe_budget_share=args.probe_budget_share,
@@ -154,23 +158,26 @@ def llm_serve(args: argparse.Namespace) -> int:
 
 def attest(args: argparse.Namespace) -> int:
     import asyncio
-    import json
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from coalesce.attest import attest as run_attestation
-    from shared.a2a.cards import FetchPolicy
-    from shared.security.keys import load_or_create, public_jwk, thumbprint
+    from coalesce.attest import attestor_id, write_certificate
+    from shared.a2a.cards import CardError, FetchPolicy
+    from shared.security.keys import load_or_create
 
     key = load_or_create(args.key, Ed25519PrivateKey)
     assert isinstance(key, Ed25519PrivateKey)
-    policy = FetchPolicy(allow_private=args.allow_private_contractors)
-    certificate, results = asyncio.run(run_attestation(args.card_url, key, policy))
+    policy = FetchPolicy(allow_private=args.allow_private_contractors, resolve=resolver(nameserver_from_env()))
+    try:
+        certificate, results = asyncio.run(run_attestation(args.card_url, key, policy, args.items))
+    except (CardError, ValueError, httpx.HTTPError) as error:
+        raise SystemExit(f"coalesce attest: {error}") from None
     for result in results:
-        print(f"  {result.skill:<28} {'attested' if result.passed else 'not attested'}: {result.reason}")
-    args.out.write_text(json.dumps(certificate, indent=2))
-    attestor = thumbprint(public_jwk(key.public_key()))
-    print(f"certificate for {sum(r.passed for r in results)} skills written to {args.out}; attestor key id {attestor}")
+        print(f"  {result.line()}")
+    write_certificate(args.out, certificate)
+    measured = sum(r.attested() is not None for r in results)
+    print(f"certificate for {measured} skills written to {args.out}; attestor key id {attestor_id(key)}")
     return 0
 
 
@@ -301,7 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--previous-signing-key", type=Path, help="during a key rotation: the old signing key, to co-sign the card"
     )
-    serve.add_argument("--skill-certificate", type=Path, help="a certificate from `coalesce attest`")
+    serve.add_argument(
+        "--skill-certificate",
+        type=Path,
+        help="a certificate file from `coalesce attest` (read again whenever it changes; it may appear later)",
+    )
     serve.add_argument("--encrypted-only", action="store_true", help="refuse messages outside the E2E channel")
     serve.add_argument(
         "--allow-private-push", action="store_true", help="send push notifications to loopback and private addresses"
@@ -390,10 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--api-key", default=None, help="its API key, when it takes keys")
     mcp.set_defaults(run=mcp_stdio)
 
-    attestation = commands.add_parser("attest", help="benchmark a contractor's skills and certify those that pass")
+    attestation = commands.add_parser(
+        "attest", help="measure a contractor's skills on fresh known-answer items and certify the scores"
+    )
     attestation.add_argument("card_url", help="the contractor's card URL (or its base URL)")
     attestation.add_argument("--key", type=Path, required=True, help="the attestor's Ed25519 key (created if missing)")
     attestation.add_argument("--out", type=Path, required=True, help="where to write the certificate (JSON)")
+    attestation.add_argument("--items", type=int, default=8, help="fresh items per skill (default 8)")
     attestation.add_argument("--allow-private-contractors", action="store_true", help="allow loopback addresses")
     attestation.set_defaults(run=attest)
 

@@ -14,7 +14,8 @@ cash, debt) and figures written as billions, with a dollar sign or in words.
 - risk: 250 daily returns (Student-t shocks), a value and a horizon; the 99 % VaR of the normal closed form on
   the sample's log returns;
 - portfolio: expected returns and a factor covariance; the long-only mean-variance optimum (risk aversion 3),
-  found by SciPy's SLSQP from several starts.
+  found by SciPy's SLSQP from several starts;
+- similarity: a corpus of vectors and a query near one of them; the indices of the k most cosine-similar vectors.
 """
 
 from __future__ import annotations
@@ -398,11 +399,33 @@ def portfolio_item(rng: np.random.Generator, index: int, family: Family = None) 
     }
 
 
+def similarity_item(rng: np.random.Generator, index: int, family: Family = None) -> Item:
+    rows, width, k = int(rng.integers(24, 97)), int(rng.integers(8, 33)), int(rng.integers(3, 6))
+    corpus = rng.normal(size=(rows, width)).round(4)
+    query = (corpus[rng.integers(rows)] + rng.normal(scale=0.5, size=width)).round(4)
+    cosine = corpus @ query / (np.linalg.norm(corpus, axis=1) * np.linalg.norm(query))
+    nearest = [int(i) for i in np.argsort(-cosine, kind="stable")[:k]]
+    data = {"corpus": corpus.tolist(), "query": query.tolist(), "k": k}
+    subtask = {
+        "skill": "similarity-search",
+        "description": f"The {k} documents whose embeddings are closest to the query's (cosine similarity)",
+        "required_skills": ["skill:similarity-search"],
+        "input_data": data,
+    }
+    return {
+        "name": f"search-{index}",
+        "subtask": subtask,
+        "truth": {"indices": nearest},
+        "expect": {"fields": {"indices": [float(i) for i in nearest]}, "tolerance": 0.5},
+    }
+
+
 GENERATORS: dict[str, Callable[[np.random.Generator, int, Family], Item]] = {
     "sentiment-analysis": sentiment_item,
     "financial-document-analysis": document_item,
     "risk-assessment": risk_item,
     "portfolio-optimisation": portfolio_item,
+    "similarity-search": similarity_item,
 }
 
 

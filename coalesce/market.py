@@ -7,6 +7,7 @@ against it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,14 +15,19 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coalesce.attest import ITEMS_PER_SKILL, MarketAttestor, attestor_id
+from shared.a2a.cards import FetchPolicy
 from shared.runtime.processes import die_with_parent
+from shared.security.keys import load_or_create
 from shared.workers.local_model import GEMMA_ALIAS, MODEL_ALIAS
 
 CARDS_DIR = Path(__file__).resolve().parent.parent / "agent_cards"
@@ -37,6 +43,7 @@ CONTRACTOR_CARDS = (
     "budget_provider",
 )
 STATE_FILE = "market.json"
+ATTESTOR_KEY = "attestor-ed25519.pem"
 URL_LINE = re.compile(r"at (http://[\w.\-]+:\d+/(?:v1)?)")
 
 
@@ -84,17 +91,24 @@ class Process:
 @dataclass
 class Market:
     """Start with `start()` (or `with Market(...) as market:`), stop with `stop()`: every process group gets
-    SIGTERM, then SIGKILL after `grace_s`."""
+    SIGTERM, then SIGKILL after `grace_s`.
+
+    With its client, the market has an attestor the client trusts (its key in `keys/`): once the market is up,
+    it measures every contractor's skills on `items_per_skill` fresh items in the background (logs/attestor.log)
+    and writes each certificate where the contractor reads it (`certificates/NAME.json`), kept for the next
+    start while valid. `items_per_skill=0`: no attestor."""
 
     state_dir: Path
     cards_dir: Path = CARDS_DIR
     strategy: str = "thompson"
     extra_contractors: list[Path] = field(default_factory=list)
     with_client: bool = True  # False: the caller starts its own clients (the validation run)
+    items_per_skill: int = ITEMS_PER_SKILL
     boot_timeout_s: float = 180.0
     grace_s: float = 10.0
     processes: list[Process] = field(default_factory=list)
     llm_env: dict[str, str] = field(default_factory=dict)
+    attesting: threading.Thread | None = None
 
     def __enter__(self) -> Market:
         try:
@@ -160,15 +174,39 @@ class Market:
         for path in self.extra_contractors:
             self.start_contractor(path.stem.replace("_", "-"), ["contractor", "serve", "--card", str(path)])
         if self.with_client:
-            self.start_client(list(services["client"].args), self.state_dir / "client.db")
+            attestor = self.attestor_key() if self.items_per_skill else None
+            trust = ["--trust-attestor", attestor_id(attestor)] if attestor else []
+            self.start_client([*services["client"].args, *trust], self.state_dir / "client.db")
             self.wait_ready()
             (self.state_dir / STATE_FILE).write_text(json.dumps(self.describe(), indent=2))
+            if attestor:
+                self.attest(attestor)
+
+    def attestor_key(self) -> Ed25519PrivateKey:
+        key = load_or_create(self.state_dir / "keys" / ATTESTOR_KEY, Ed25519PrivateKey)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
+
+    def attest(self, key: Ed25519PrivateKey) -> None:
+        """The market's attestor at work in the background (see the class)."""
+        attestor = MarketAttestor(
+            key, self.state_dir / "certificates", self.client_url, FetchPolicy(allow_private=True), self.items_per_skill
+        )
+        log = self.state_dir / "logs" / "attestor.log"
+
+        def report(line: str) -> None:
+            with log.open("a") as out:
+                out.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+        work = attestor.run(self.contractor_urls(), report)
+        self.attesting = threading.Thread(target=asyncio.run, args=(work,), name="attestor", daemon=True)
+        self.attesting.start()
 
     def start_contractor(self, name: str, args: list[str]) -> Process:
         key_dir, db = self.state_dir / "keys" / name, f"sqlite:///{self.state_dir / name}.db"
-        return self.spawn(
-            name, "contractor", [*args, "--port", "0", "--key-dir", str(key_dir), "--db", db], self.llm_env
-        )
+        certificate = self.state_dir / "certificates" / f"{name}.json"
+        where = ["--port", "0", "--key-dir", str(key_dir), "--db", db, "--skill-certificate", str(certificate)]
+        return self.spawn(name, "contractor", [*args, *where], self.llm_env)
 
     def start_client(self, args: list[str], db: Path, name: str = "client") -> Process:
         contractors = [x for url in self.contractor_urls().values() for x in ("--contractor", url)]

@@ -21,6 +21,8 @@ from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
 from shared.runtime.observability import MetricsMiddleware
 from shared.security.auth import AuthError
+from shared.security.channel import token_caller
+from shared.security.net_policy import Resolver, system_resolve
 from shared.workers.base import Worker
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -61,20 +63,26 @@ def create_app(
     identity: Identity | None = None,
     store: TaskStore | None = None,
     allow_private_push: bool = True,
+    resolve: Resolver = system_resolve,
 ) -> FastAPI:
     """A contractor serving `card` from `base_url` (the address actually bound, never 0.0.0.0). `identity`: its
     keys (signed card, end-to-end channel), skill certificate and API keys; none of these without it. `store`: where
     tasks persist (in memory only without it). `allow_private_push`: webhooks on loopback and private networks
-    (`coalesce contractor serve` refuses them unless told otherwise)."""
+    (`coalesce contractor serve` refuses them unless told otherwise); `resolve`: how webhook names are looked up."""
     identity = identity or Identity()
     if card.coalesce is not None and limits is None:
         limits = Limits(max_concurrent=card.coalesce.max_concurrent_tasks, max_queued=card.coalesce.max_queued_tasks)
     card = card.model_copy(
         update={"capabilities": card.capabilities.model_copy(update={"push_notifications": push_notifications})}
     )
-    served_card = identity.publish(card, base_url)
+    served = {"certificate": identity.certificate()}
+    served["card"] = identity.publish(card, base_url, served["certificate"])
     signing_key = identity.signing_keys[0] if identity.signing_keys else None
-    notifier = PushNotifier(allow_private=allow_private_push, signing_key=signing_key) if push_notifications else None
+    notifier = (
+        PushNotifier(allow_private=allow_private_push, signing_key=signing_key, resolve=resolve)
+        if push_notifications
+        else None
+    )
     metrics = ContractorMetrics()
 
     @asynccontextmanager
@@ -97,7 +105,10 @@ def create_app(
         return Response(body, media_type=content_type)
 
     async def agent_card() -> JSONResponse:
-        return JSONResponse(served_card)
+        certificate = identity.certificate()
+        if certificate is not served["certificate"]:  # a new certificate: the card signed again
+            served.update(certificate=certificate, card=identity.publish(card, base_url, certificate))
+        return JSONResponse(served["card"])
 
     for path in CARD_PATHS:
         app.add_api_route(path, agent_card, methods=["GET"], include_in_schema=False)
@@ -117,8 +128,8 @@ def create_app(
 
     @app.post("/")
     async def json_rpc(request: Request) -> Response:
-        try:
-            caller = identity.api_keys.check_request(request.headers)
+        try:  # who is asking: its API key, else the owner token of the channel it opened (see the tasks' owners)
+            caller = identity.api_keys.check_request(request.headers) or token_caller(request.headers)
         except AuthError as error:
             refusal = JSONRPCError(code=ErrorCode.UNAUTHORIZED, message=error.message)
             return _json(rpc_error(None, refusal), status=error.status, headers=error.headers())

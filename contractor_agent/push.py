@@ -21,7 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.a2a.dialects import Dialect
 from shared.a2a.models import PushNotificationConfig, Task
 from shared.a2a.wire import render_task
-from shared.security.net_policy import AddressRefused, ConnectionRefusedByPolicy, check_url, checked_transport
+from shared.security.net_policy import (
+    AddressRefused,
+    ConnectionRefusedByPolicy,
+    Resolver,
+    check_url,
+    checked_transport,
+    system_resolve,
+)
 from shared.security.push_signing import SIGNATURE_HEADER, sign_notification
 
 log = logging.getLogger(__name__)
@@ -56,9 +63,11 @@ class PushNotifier:
         max_hooks: int = 1000,
         allow_private: bool = False,
         signing_key: Ed25519PrivateKey | None = None,
+        resolve: Resolver = system_resolve,
     ) -> None:
         """`allow_private`: webhooks on loopback and private networks too (tests, a local market); refused by
-        default, so that a client cannot make the contractor call into its own network. `max_hooks` bounds the
+        default, so that a client cannot make the contractor call into its own network. `resolve`: how webhook
+        names are looked up (once per connection, the address it checks is the one it calls). `max_hooks` bounds the
         webhooks with notifications pending at once (beyond it, only final notifications are queued)."""
         self.timeout_s = timeout_s
         self.allow_private = allow_private
@@ -67,6 +76,7 @@ class PushNotifier:
         self.max_pending_per_hook = max_pending_per_hook
         self.max_hooks = max_hooks
         self.signing_key = signing_key
+        self.resolve = resolve
         self._lanes: dict[str, Lane] = {}
         self._client: httpx.AsyncClient | None = None
         self.delivered = 0
@@ -95,7 +105,7 @@ class PushNotifier:
 
     async def _send_lane(self, url: str, lane: Lane) -> None:
         if self._client is None:
-            transport = checked_transport(self.allow_private, self.timeout_s)  # the address it checks, it calls
+            transport = checked_transport(self.allow_private, self.timeout_s, self.resolve)
             self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False, transport=transport)
         try:
             while lane.pending:
@@ -120,7 +130,7 @@ class PushNotifier:
 
     async def check(self, url: str) -> None:
         """Raises AddressRefused for a webhook this contractor will not call."""
-        await check_url(url, self.allow_private, self.timeout_s)
+        await check_url(url, self.allow_private, self.timeout_s, self.resolve)
 
     async def _deliver(self, delivery: Delivery) -> bool:
         assert self._client is not None

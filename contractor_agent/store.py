@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, insert, inspect, select, text
+from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, func, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.a2a.models import Task
 from shared.runtime.database import open_database
-from shared.security.channel import REPLAY_WINDOW_S, replayed
+from shared.security.channel import MAX_SEEN_CHANNELS, REPLAY_WINDOW_S, replayed, too_many_channels
 
 metadata = MetaData()
 
@@ -101,16 +101,28 @@ class SqlTaskStore:
 
 class SqlReplayGuard:
     """The ephemeral keys of channels opened within the replay window, on disk: a first envelope replayed after a
-    restart is refused as before it. Claims older than the window are purged as new ones come."""
+    restart is refused as before it. Claims older than the window are purged as new ones come; at most
+    `max_entries` are kept (a full guard refuses new channels rather than forget one inside the window). The
+    count is kept by this process (one contractor per database), read from the table at start."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, max_entries: int = MAX_SEEN_CHANNELS) -> None:
         self.engine = engine
+        self.max_entries = max_entries
+        with engine.connect() as db:
+            self._entries = db.execute(select(func.count()).select_from(channel_claims)).scalar_one()
 
     def claim(self, ephemeral_key: str) -> None:
         now = time.time()
         try:
             with self.engine.begin() as db:
-                db.execute(delete(channel_claims).where(channel_claims.c.at < now - REPLAY_WINDOW_S))
+                purged = db.execute(delete(channel_claims).where(channel_claims.c.at < now - REPLAY_WINDOW_S))
+                self._entries = max(self._entries - purged.rowcount, 0)
+                if self._entries >= self.max_entries:
+                    known = db.execute(
+                        select(channel_claims.c.at).where(channel_claims.c.ephemeral_key == ephemeral_key)
+                    )
+                    raise replayed() if known.first() is not None else too_many_channels(self.max_entries)
                 db.execute(insert(channel_claims).values(ephemeral_key=ephemeral_key, at=now))
         except IntegrityError:
             raise replayed() from None
+        self._entries += 1

@@ -48,7 +48,7 @@ from shared.a2a.models import (
 from shared.runtime.observability import A2A_TASK_ID, TASK_ID
 from shared.runtime.pubsub import Subscription as PubSubSubscription
 from shared.runtime.pubsub import Topic
-from shared.security.channel import Channel
+from shared.security.channel import Channel, owner_of_token
 from shared.security.receipts import sign_receipt
 from shared.workers.base import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.workers.compute import Cancelled
@@ -68,7 +68,7 @@ class TaskRecord:
     channel: Channel | None = None  # the end-to-end channel, when the client opened one
     created: float = field(default_factory=time.monotonic)
     worker_history: list[Message] = field(default_factory=list)  # what the worker reads: plaintext
-    owner: str | None = None  # the caller that created it (`ApiKeys.check`); None: an anonymous caller
+    owner: str | None = None  # the caller that created it: its API key, else its channel; None: anonymous
 
     @property
     def state(self) -> TaskState:
@@ -213,7 +213,8 @@ class TaskManager:
             raise
         if existing is None:
             record = self._create(request, skill, dialect)
-            record.channel, record.owner = channel, caller
+            record.channel = channel  # without an API key, a task on a channel is its owner token's holder's
+            record.owner = caller or (owner_of_token(channel.owner_token) if channel else None)
         else:
             record = existing
             record.cancel_flag = threading.Event()

@@ -75,6 +75,7 @@ class ReputationConfig:
     prior_success: float = 1.0  # α_success
     prior_failure: float = 1.0  # β_failure
     decay_per_month: float = 0.1  # λ of eq. (14)
+    attested_item_weight: float = 0.5  # what one item an attestor graded weighs beside one of our own observations
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,22 @@ class ReputationBook:
     def __init__(self, config: ReputationConfig | None = None) -> None:
         self.config = config or ReputationConfig()
         self._evidence: dict[str, dict[str, Evidence]] = {}
+        self._attested: dict[str, dict[str, tuple[float, float]]] = {}  # agent -> skill -> (successes, failures)
+
+    def certify(self, agent: str, measured: dict[str, tuple[float, int]]) -> None:
+        """What a trusted attestor measured of the agent, skill -> (score, items), as evidence beside the book's
+        own: `attested_item_weight` per item, not decayed (a certificate expires instead). It replaces the
+        agent's earlier certificate: a renewed certificate is not new evidence on top of the old one."""
+        weight = self.config.attested_item_weight
+        self._attested[agent] = {
+            skill: (weight * n * score, weight * n * (1.0 - score)) for skill, (score, n) in measured.items()
+        }
+
+    def _attested_counts(self, agent: str, skill: str | None) -> list[tuple[float, float]]:
+        by_skill = self._attested.get(agent, {})
+        if skill is None:
+            return list(by_skill.values())
+        return [by_skill[skill]] if skill in by_skill else []
 
     def record(
         self, agent: str, skill: str, success: bool | float, at: float, weight: float = 1.0, source: str = "outcome"
@@ -120,8 +137,8 @@ class ReputationBook:
     def posterior(self, agent: str, skill: str | None, at: float) -> tuple[float, float]:
         """Beta(a, b) of the agent's quality on `skill` (on all skills when None)."""
         successes = failures = 0.0
-        for evidence in self._records(agent, skill):
-            s, f = evidence.decayed(at, self.config.decay_per_month)
+        counts = [e.decayed(at, self.config.decay_per_month) for e in self._records(agent, skill)]
+        for s, f in counts + self._attested_counts(agent, skill):
             successes, failures = successes + s, failures + f
         return self.config.prior_success + successes, self.config.prior_failure + failures
 
@@ -142,6 +159,8 @@ class ReputationBook:
         for evidence in self._records(agent, skill):
             for name, count in evidence.sources.items():
                 sources[name] = sources.get(name, 0) + count
+        if self._attested_counts(agent, skill):
+            sources["attestation"] = len(self._attested_counts(agent, skill))
         return Competence(a / (a + b), float(low), float(high), self.observations(agent, skill), sources)
 
     def skills(self, agent: str) -> list[str]:

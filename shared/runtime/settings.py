@@ -85,3 +85,9 @@ def embeddings_onnx_dir() -> Path | None:
     images set it); unset: sentence-transformers on torch."""
     value = os.environ.get("COALESCE_EMBEDDINGS_ONNX")
     return Path(value) if value else None
+
+
+def nameserver_from_env() -> str | None:
+    """COALESCE_NAMESERVER (`host:port`): where the services look names up (cards, contractors, webhooks); None:
+    the system's resolver."""
+    return os.environ.get("COALESCE_NAMESERVER") or None

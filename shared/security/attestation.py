@@ -1,12 +1,14 @@
-"""Skill certificates (the paper's Skill Verification Engine): an attestor benchmarks a contractor's skills, puts
-each attested skill in a SHA-256 Merkle tree and signs the root; the contractor shows one inclusion proof per skill
-in its card; the client checks the proof and the attestor's signature before counting the skill as proven.
+"""Skill certificates (the paper's Skill Verification Engine): an attestor measures a contractor's skills on items
+whose answers it knows, puts each measured skill in a SHA-256 Merkle tree and signs the root; the contractor shows
+one inclusion proof per skill in its card; the client checks the proof and the attestor's signature before it
+believes the measured score.
 
 The tree is RFC 6962's: leaf hash SHA-256(0x00 || leaf), node hash SHA-256(0x01 || left || right), an unbalanced
 tree splits at the largest power of two below its size. A leaf is the RFC 8785 JSON of {skill, subject, score,
-benchmark, attestedAt}; `subject` is the thumbprint of the contractor's card-signing key, so a certificate does not
-transfer to another contractor. The signed statement is a compact JWS (EdDSA) over {root, subject, leaves,
-issuedAt, expiresAt}, with the attestor's key in its header as `jwk`.
+items, benchmark, attestedAt} (`score`: the mean grade on `items` items); `subject` is the thumbprint of the
+contractor's card-signing key, so a certificate does not transfer to another contractor. The signed statement is
+a compact JWS (EdDSA) over {root, subject, leaves, issuedAt, expiresAt}, with the attestor's key in its header
+as `jwk`.
 """
 
 from __future__ import annotations
@@ -88,9 +90,12 @@ def root_from_path(leaf: bytes, index: int, size: int, path: list[str]) -> bytes
 
 @dataclass(frozen=True)
 class AttestedSkill:
+    """A skill as an attestor measured it: the mean grade of the answers on `items` known-answer items."""
+
     skill: str
     score: float
     benchmark: str
+    items: int = 1
 
 
 def issue_certificate(
@@ -99,7 +104,14 @@ def issue_certificate(
     """A certificate over `skills` for the contractor whose card-signing key has thumbprint `subject`."""
     now = int(time.time())
     leaves = [
-        {"skill": s.skill, "subject": subject, "score": round(s.score, 6), "benchmark": s.benchmark, "attestedAt": now}
+        {
+            "skill": s.skill,
+            "subject": subject,
+            "score": round(s.score, 6),
+            "items": s.items,
+            "benchmark": s.benchmark,
+            "attestedAt": now,
+        }
         for s in skills
     ]
     hashes = [leaf_hash(leaf) for leaf in leaves]
@@ -142,16 +154,34 @@ def verify_statement(certificate: dict[str, Any], trusted_attestors: set[str], s
     return statement
 
 
-def proven_skills(certificate: dict[str, Any] | None, trusted_attestors: set[str], subject: str | None) -> set[str]:
-    """The skills whose inclusion proofs hold against the certificate's signed root (an empty set when the
-    certificate or any check fails: a forged proof proves nothing). Raises nothing."""
+def certified_skills(
+    certificate: dict[str, Any] | None, trusted_attestors: set[str], subject: str | None
+) -> dict[str, AttestedSkill]:
+    """The skills whose inclusion proofs hold against the certificate's signed root, as measured (nothing when
+    the certificate or any check fails: a forged proof proves nothing). Raises nothing."""
     if not certificate or not subject or not trusted_attestors:
-        return set()
+        return {}
     try:
         statement = verify_statement(certificate, trusted_attestors, subject)
     except AttestationError:
-        return set()
-    return {skill for skill, proof in (certificate.get("proofs") or {}).items() if _holds(skill, proof, statement)}
+        return {}
+    certified = {}
+    for skill, proof in (certificate.get("proofs") or {}).items():
+        if _holds(skill, proof, statement):
+            leaf = proof["leaf"]
+            measured = _measured(skill, leaf)
+            if measured is not None:
+                certified[skill] = measured
+    return certified
+
+
+def _measured(skill: str, leaf: dict[str, Any]) -> AttestedSkill | None:
+    score, items = leaf.get("score"), leaf.get("items", 1)
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0.0 <= score <= 1.0:
+        return None
+    if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+        return None
+    return AttestedSkill(skill, float(score), str(leaf.get("benchmark", "")), items)
 
 
 def check_proof(skill: str, proof: Any, statement: dict[str, Any]) -> None:

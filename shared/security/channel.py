@@ -12,6 +12,11 @@ An envelope travels as an A2A data part `{"coalesceE2e": {...}}`: plain A2A clie
 opened the channel. What goes inside is the JSON of the parts of a message (client to contractor, or an agent's
 input-required prompt) or of the artifacts of a finished task (contractor to client, sent once, as the last
 envelope, so a dropped artifact cannot go unnoticed).
+
+The same HKDF output gives both sides a third secret, the channel's owner token: a client without an API key
+sends it as `X-Coalesce-Channel-Token` with every request about the task (get, cancel, resubscribe, push configs,
+follow-ups), and the contractor keeps the task as the property of whoever holds it (`owner_of_token`), so a task
+opened on a channel is no one else's to read, even on a contractor without API keys.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -43,11 +49,13 @@ MAX_SEEN_CHANNELS = 100_000
 REPLAY_WINDOW_S = 2 * MAX_CLOCK_SKEW_S  # a first envelope outside it is refused as expired anyway
 Direction = Literal["c2s", "s2c"]
 NONCE_PREFIX = {"c2s": b"\x01\x00\x00\x00", "s2c": b"\x02\x00\x00\x00"}
+CHANNEL_TOKEN_HEADER = "X-Coalesce-Channel-Token"
+MAX_TOKEN_CHARS = 64
 
 
 class ChannelError(Exception):
     """An envelope refused. `reason` names the attack or fault: malformed, wrong-key, wrong-channel, tampered, replay,
-    reordered, truncated, expired, plaintext."""
+    reordered, truncated, expired, plaintext; or busy (no new channel for now)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -95,14 +103,28 @@ def channel_offer(extensions: list[Any]) -> ChannelOffer | None:
     return None
 
 
-def _keys(shared: bytes, ephemeral: bytes, recipient: bytes, channel: str) -> dict[Direction, AESGCM]:
+def _keys(shared: bytes, ephemeral: bytes, recipient: bytes, channel: str) -> tuple[dict[Direction, AESGCM], str]:
+    """The two directions' keys and the owner token (HKDF-Expand: a longer output keeps the first 64 bytes)."""
     okm = HKDF(
         algorithm=hashes.SHA256(),
-        length=64,
+        length=96,
         salt=ephemeral + recipient,
         info=b"coalesce-e2e-v1|" + channel.encode(),
     ).derive(shared)
-    return {"c2s": AESGCM(okm[:32]), "s2c": AESGCM(okm[32:])}
+    return {"c2s": AESGCM(okm[:32]), "s2c": AESGCM(okm[32:64])}, b64url(okm[64:])
+
+
+def owner_of_token(token: str) -> str:
+    """Who holds a channel's owner token, as a task's owner is recorded (a digest: the token is never kept)."""
+    return "channel:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def token_caller(headers: Mapping[str, str]) -> str | None:
+    """The caller a request's channel token names (None: no token, or not one of ours by its shape)."""
+    token = headers.get(CHANNEL_TOKEN_HEADER.lower()) or headers.get(CHANNEL_TOKEN_HEADER)
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    return owner_of_token(token)
 
 
 def envelope_of(parts: list[Part]) -> dict[str, Any] | None:
@@ -125,6 +147,7 @@ class Channel:
     ephemeral_public: bytes
     _aead: dict[Direction, AESGCM]
     sends: Direction
+    owner_token: str  # held by the two ends only: it names the task's owner to a contractor without API keys
     next_sent: int = 0
     next_received: int = 0
     closed: bool = False
@@ -134,8 +157,8 @@ class Channel:
         """The client's side: a fresh ephemeral key for this channel."""
         ephemeral = X25519PrivateKey.generate()
         public = raw_public(ephemeral.public_key())
-        aead = _keys(ephemeral.exchange(offer.public_key), public, raw_public(offer.public_key), channel_id)
-        return cls(channel_id, offer.kid, public, aead, sends="c2s")
+        aead, token = _keys(ephemeral.exchange(offer.public_key), public, raw_public(offer.public_key), channel_id)
+        return cls(channel_id, offer.kid, public, aead, sends="c2s", owner_token=token)
 
     @classmethod
     def accept(
@@ -156,8 +179,8 @@ class Channel:
             raise ChannelError("malformed", "the envelope's ephemeral key is not an X25519 key") from None
         if abs(time.time() - header["ts"]) > MAX_CLOCK_SKEW_S:
             raise ChannelError("expired", f"the envelope's time is more than {MAX_CLOCK_SKEW_S:g} s from now")
-        aead = _keys(private.exchange(peer), ephemeral, raw_public(private.public_key()), header["channel"])
-        channel = cls(header["channel"], own, ephemeral, aead, sends="s2c")
+        aead, token = _keys(private.exchange(peer), ephemeral, raw_public(private.public_key()), header["channel"])
+        channel = cls(header["channel"], own, ephemeral, aead, sends="s2c", owner_token=token)
         opened = channel.open_message(envelope, message)  # authenticated before the channel counts as seen
         replay_guard.claim(header["epk"])
         return channel, opened
@@ -291,17 +314,24 @@ def replayed() -> ChannelError:
     return ChannelError("replay", "this channel was already opened (a replayed first message)")
 
 
+def too_many_channels(limit: int) -> ChannelError:
+    """The refusal of a new channel when the guard remembers as many as it may: forgetting one still inside the
+    window would let its first envelope be replayed, so a full guard takes no new channel until old ones expire."""
+    return ChannelError("busy", f"{limit} channels were opened within the replay window; try again later")
+
+
 class ClaimsChannels(Protocol):
     """Where the channels already opened are remembered (by their ephemeral keys) for the replay window.
-    `claim` raises ChannelError("replay") for a key claimed before within the window."""
+    `claim` raises ChannelError("replay") for a key claimed before within the window, and ChannelError("busy")
+    when it already remembers as many as it may."""
 
     def claim(self, ephemeral_key: str) -> None: ...
 
 
 @dataclass
 class ReplayGuard:
-    """The ephemeral keys of channels already opened, kept in memory for the replay window (bounded); lost on a
-    restart (`contractor_agent.store.SqlReplayGuard` keeps them on disk)."""
+    """The ephemeral keys of channels already opened, kept in memory for the replay window (at most
+    `max_entries`); lost on a restart (`contractor_agent.store.SqlReplayGuard` keeps them on disk)."""
 
     max_entries: int = MAX_SEEN_CHANNELS
     _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
@@ -313,5 +343,5 @@ class ReplayGuard:
         if ephemeral_key in self._seen:
             raise replayed()
         if len(self._seen) >= self.max_entries:
-            self._seen.popitem(last=False)
+            raise too_many_channels(self.max_entries)
         self._seen[ephemeral_key] = now

@@ -15,6 +15,9 @@ import typing
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
 import httpcore
 import httpx
 
@@ -32,6 +35,38 @@ class ConnectionRefusedByPolicy(httpcore.ConnectError):
 async def system_resolve(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port)
     return [str(info[4][0]).split("%")[0] for info in infos]
+
+
+def nameserver_resolver(address: str, timeout_s: float = 5.0) -> Resolver:
+    """Names looked up at one name server (`host:port`, DNS over UDP) instead of the system's resolver: for an
+    operator who pins the resolver its services trust (COALESCE_NAMESERVER), and for a test that runs a name
+    server of its own on loopback. A and AAAA records, no cache (every connection asks again)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"a name server is host:port, not {address!r}")
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [host.strip("[]")]
+    resolver.port = int(port)
+    resolver.lifetime = timeout_s
+
+    async def resolve(name: str, port: int) -> list[str]:
+        addresses: list[str] = []
+        for record_type in ("A", "AAAA"):
+            try:
+                answer = await resolver.resolve(name, record_type)
+            except dns.resolver.NoAnswer:
+                continue
+            except dns.exception.DNSException as error:
+                raise OSError(f"{name}: {type(error).__name__}: {error}") from None
+            addresses.extend(str(record.address) for record in answer)
+        return addresses
+
+    return resolve
+
+
+def resolver(nameserver: str | None) -> Resolver:
+    """The name server's resolver, or the system's when there is none."""
+    return nameserver_resolver(nameserver) if nameserver else system_resolve
 
 
 def refusal(host: str, addresses: list[str]) -> str | None:

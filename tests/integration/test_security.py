@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import dns.message
+import dns.rdatatype
+import dns.rrset
 import httpcore
 import httpx
 import pytest
@@ -20,22 +26,32 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from client_agent.registry import Registry
 from client_agent.storage import Store
-from coalesce.attest import attest
-from contractor_agent.identity import Identity
-from contractor_agent.store import SqlTaskStore
+from coalesce.attest import attest, write_certificate
+from contractor_agent.identity import CertificateFile, Identity
+from contractor_agent.store import SqlReplayGuard, SqlTaskStore
 from shared.a2a.cards import CardError, FetchPolicy, fetch_card
 from shared.a2a.models import AgentCard, Artifact, Message, Part
+from shared.economics.reputation import Competence, ReputationBook
 from shared.economics.skills import CachedEmbedder, SkillIndex, SkillRequirement
 from shared.runtime.serving import ServerThread, bind_socket
-from shared.security.attestation import AttestedSkill, issue_certificate
+from shared.security.attestation import AttestedSkill, certified_skills, issue_certificate
 from shared.security.auth import ApiKeys
 from shared.security.card_signing import CardTrustError, key_to_pin, verify_card
-from shared.security.channel import Channel, ChannelError, ChannelOffer, ReplayGuard, channel_offer, key_id
+from shared.security.channel import (
+    CHANNEL_TOKEN_HEADER,
+    Channel,
+    ChannelError,
+    ChannelOffer,
+    ReplayGuard,
+    channel_offer,
+    key_id,
+)
 from shared.security.keys import public_jwk, thumbprint
-from shared.security.net_policy import CheckedBackend, CheckedTransport
-from tests.conftest import RISK, CardHost, StartContractor, card_named, rpc, subtask, wait_until
+from shared.security.net_policy import CheckedBackend, CheckedTransport, nameserver_resolver
+from tests.conftest import CARDS, RISK, CardHost, StartContractor, card_named, rpc, subtask, wait_until
 
 E2E_REFUSED = -32051
+TASK_NOT_FOUND = -32001
 
 
 def flip(ciphertext: str) -> str:
@@ -65,7 +81,8 @@ def sealed_send(url: str, task_id: str, channel: Channel, data: dict[str, Any] |
     part = Part.of_data({"coalesceE2e": envelope}) if envelope is not None else None
     message = channel.seal_message(Message(role="user", parts=[Part.of_data(data or {})])) if part is None else None
     wire = message.wire() if message else {"role": "user", "messageId": "m", "parts": [part.wire()]}
-    return rpc(url, "tasks/send", {"id": task_id, "message": wire, "metadata": {"skill": "risk-assessment"}})
+    params = {"id": task_id, "message": wire, "metadata": {"skill": "risk-assessment"}}
+    return rpc(url, "tasks/send", params, **{CHANNEL_TOKEN_HEADER: channel.owner_token})
 
 
 def task_count(url: str) -> int:
@@ -175,9 +192,10 @@ def test_contractor_refuses_reordered_and_plaintext_follow_ups(secure_cpu):
     error = sealed_send(url, "e2e-ask", channel, envelope=later)["error"]
     assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "reordered", error
     plain = {"role": "user", "messageId": "p", "parts": [{"kind": "data", "data": {"portfolio_value": 5e5}}]}
-    error = rpc(url, "tasks/send", {"id": "e2e-ask", "message": plain})["error"]
+    owner = {CHANNEL_TOKEN_HEADER: channel.owner_token}
+    error = rpc(url, "tasks/send", {"id": "e2e-ask", "message": plain}, **owner)["error"]
     assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "plaintext", error
-    assert len(rpc(url, "tasks/get", {"id": "e2e-ask"})["result"]["history"]) == history  # nothing appended
+    assert len(rpc(url, "tasks/get", {"id": "e2e-ask"}, **owner)["result"]["history"]) == history  # nothing appended
 
     done = sealed_send(url, "e2e-ask", channel, envelope=answer)["result"]
     assert done["status"]["state"] == "completed"
@@ -194,8 +212,9 @@ def test_encrypted_only_contractor_refuses_plaintext(start_contractor: StartCont
     assert extension["required"] is True and extension["params"]["plaintextAccepted"] is False
 
 
-def test_client_sends_a_confidential_task_end_to_end_encrypted(secure_cpu, make_client):
-    url, _ = secure_cpu
+def test_client_sends_a_confidential_task_end_to_end_encrypted(start_contractor, make_client, tmp_path):
+    db = tmp_path / "contractor.db"
+    url = start_contractor(card_named("cpu_optimised"), identity=new_identity(), store=SqlTaskStore(f"sqlite:///{db}"))
     client = make_client(own_skills=set())
     registered = client.register(url)
     task = client.run(
@@ -210,7 +229,10 @@ def test_client_sends_a_confidential_task_end_to_end_encrypted(secure_cpu, make_
     assert risk["status"] == "completed", risk
     assert risk["decision"]["contractor"] == registered["id"] and risk["verification"]["passed"]
     assert risk["artifacts"][0]["parts"][0]["data"]["var"] > 0  # opened by the client
-    remote = rpc(url, "tasks/get", {"id": risk["a2aTaskId"]})["result"]
+    assert rpc(url, "tasks/get", {"id": risk["a2aTaskId"]})["error"]["code"] == TASK_NOT_FOUND  # the client's alone
+    with sqlite3.connect(db) as stored:
+        (remote,) = [json.loads(row[0]) for row in stored.execute("SELECT task FROM contractor_tasks")]
+    assert remote["id"] == risk["a2aTaskId"]
     assert "portfolio_value" not in json.dumps(remote)  # the contractor's stored task holds only envelopes
     assert remote["artifacts"][0]["name"] == "coalesce-e2e"
     market = client.http.get("/v1/market").json()["contractors"][0]
@@ -325,17 +347,18 @@ def test_key_rotation_needs_the_pinned_keys_signature(card_host: CardHost, tmp_p
 # ---------------------------------------------------------------- skill certificates
 
 
-def test_skill_certificates_prove_skills_and_forged_proofs_prove_nothing(
+def test_skill_certificates_prove_measured_scores_and_forged_proofs_prove_nothing(
     start_contractor: StartContractor, tmp_path, embedder
 ):
     identity = new_identity()
     url = start_contractor(card_named("cpu_optimised"), identity=identity)
     attestor = Ed25519PrivateKey.generate()
-    certificate, results = asyncio.run(attest(url, attestor, FetchPolicy(allow_private=True)))
-    assert {r.skill: r.passed for r in results} == {
-        "risk-assessment": True,
-        "portfolio-optimisation": True,
-        "similarity-search": True,
+    certificate, results = asyncio.run(attest(url, attestor, FetchPolicy(allow_private=True), items_per_skill=4))
+    measured = {r.skill: (r.score, len(r.grades), r.lost) for r in results}
+    assert measured == {  # real workers, graded against the truth of fresh items
+        "risk-assessment": (1.0, 4, 0),
+        "portfolio-optimisation": (1.0, 4, 0),
+        "similarity-search": (1.0, 4, 0),
     }, results
     subject = kid_of(identity.signing_keys[0])
 
@@ -345,7 +368,7 @@ def test_skill_certificates_prove_skills_and_forged_proofs_prove_nothing(
     other_subject = issue_certificate(attestor, "someone-else", [AttestedSkill("risk-assessment", 1.0, "x")])
     cases = {"genuine": certificate, "forged": forged, "other-contractor": other_subject}
 
-    async def proven(name: str, trusted: set[str]) -> tuple[set[str], dict[str, float]]:
+    async def proven(name: str, trusted: set[str]) -> tuple[set[str], dict[str, float], Competence]:
         contractor_url = start_contractor(
             card_named("cpu_optimised"),
             identity=Identity(identity.signing_keys, identity.e2e_key, skill_certificate=cases[name]),
@@ -353,20 +376,65 @@ def test_skill_certificates_prove_skills_and_forged_proofs_prove_nothing(
         async with httpx.AsyncClient() as http:
             store = Store(f"sqlite:///{tmp_path}/{name}-{len(trusted)}.db")
             index = SkillIndex(CachedEmbedder(embedder))
-            registry = Registry(store, index, http, FetchPolicy(allow_private=True), frozenset(trusted))
+            book = ReputationBook()
+            policy = FetchPolicy(allow_private=True)
+            registry = Registry(store, index, http, policy, frozenset(trusted), reputation=book)
             contractor, _ = await registry.register(contractor_url)
         matches = index.match(SkillRequirement(frozenset({"skill:portfolio-optimisation", "skill:risk-assessment"})))
-        return set(contractor.proven_skills), dict(zip(matches.skill_ids, matches.ontological, strict=True))
+        competence = book.competence(contractor.id, "risk-assessment", time.time())
+        return set(contractor.proven_skills), dict(zip(matches.skill_ids, matches.ontological, strict=True)), competence
 
     trusted = {kid_of(attestor)}
-    genuine, genuine_scores = asyncio.run(proven("genuine", trusted))
+    genuine, genuine_scores, competence = asyncio.run(proven("genuine", trusted))
     assert genuine == {"risk-assessment", "portfolio-optimisation", "similarity-search"}
-    forged_set, forged_scores = asyncio.run(proven("forged", trusted))
+    assert competence.quality == pytest.approx((1 + 0.5 * 4) / (2 + 0.5 * 4))  # 4 items at half weight, all right
+    assert competence.sources == {"attestation": 1}
+    forged_set, forged_scores, _ = asyncio.run(proven("forged", trusted))
     assert forged_set == {"risk-assessment"}  # the altered leaf and the borrowed path prove nothing
     assert forged_scores["portfolio-optimisation"] == pytest.approx(genuine_scores["portfolio-optimisation"] * 0.5)
     assert asyncio.run(proven("other-contractor", trusted))[0] == set()
-    assert asyncio.run(proven("genuine", set()))[0] == set()  # no trusted attestor: nothing proven
+    untrusted, _, prior_only = asyncio.run(proven("genuine", set()))
+    assert untrusted == set() and prior_only.sources == {}  # no trusted attestor: nothing proven, nothing believed
+    assert prior_only.quality == 0.5
     assert subject  # the certificate is bound to this key
+
+
+def test_a_skill_is_measured_by_what_it_claims_not_by_what_its_contractor_says_it_runs(
+    start_contractor: StartContractor,
+):
+    """A contractor that claims risk assessment but runs an echo behind it (and says so in its own
+    configuration) is measured on value-at-risk items, graded against their truth: 0, not proven."""
+    raw = json.loads((CARDS / "cpu_optimised.json").read_text())
+    raw["capabilities"]["extensions"][0]["params"]["workers"]["risk-assessment"] = "echo"
+    claimed = AgentCard.model_validate(raw)
+    assert claimed.coalesce is not None and claimed.coalesce.workers["risk-assessment"] == "echo"
+    url = start_contractor(claimed, identity=new_identity())
+    attestor = Ed25519PrivateKey.generate()
+    certificate, results = asyncio.run(attest(url, attestor, FetchPolicy(allow_private=True), items_per_skill=3))
+    by_skill = {r.skill: r for r in results}
+    assert by_skill["risk-assessment"].benchmark == "risk-assessment"
+    assert by_skill["risk-assessment"].grades == [0.0, 0.0, 0.0]
+    assert by_skill["portfolio-optimisation"].score == 1.0
+    leaf = certificate["proofs"]["risk-assessment"]["leaf"]
+    assert (leaf["score"], leaf["items"], leaf["benchmark"]) == (0.0, 3, "coalesce-risk-assessment-v2")
+
+
+def test_a_contractor_shows_a_certificate_issued_while_it_runs(start_contractor: StartContractor, tmp_path):
+    path = tmp_path / "certificates" / "cpu.json"
+    identity = new_identity(certificate_file=CertificateFile(path))  # no file yet: no certificate
+    url = start_contractor(card_named("cpu_optimised"), identity=identity)
+    assert "skillCertificate" not in json.dumps(served_card(url))
+    attestor = Ed25519PrivateKey.generate()
+    subject = kid_of(identity.signing_keys[0])
+    write_certificate(path, issue_certificate(attestor, subject, [AttestedSkill("risk-assessment", 0.75, "b", 4)]))
+    card = served_card(url)
+    assert verify_card(card) == [subject]  # signed again with the certificate in it
+    policy_card = AgentCard.model_validate(card)
+    assert policy_card.coalesce is not None
+    shown = certified_skills(policy_card.coalesce.skill_certificate, {kid_of(attestor)}, subject)
+    assert shown == {"risk-assessment": AttestedSkill("risk-assessment", 0.75, "b", 4)}
+    path.write_text("{not json")  # a broken file keeps the last good certificate
+    assert "skillCertificate" in json.dumps(served_card(url))
 
 
 def test_attest_command_writes_a_certificate(secure_cpu, tmp_path):
@@ -383,6 +451,8 @@ def test_attest_command_writes_a_certificate(secure_cpu, tmp_path):
             str(tmp_path / "attestor.pem"),
             "--out",
             str(out),
+            "--items",
+            "2",
             "--allow-private-contractors",
         ],
         capture_output=True,
@@ -391,11 +461,10 @@ def test_attest_command_writes_a_certificate(secure_cpu, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "certificate for 3 skills" in done.stdout
-    assert set(json.loads(out.read_text())["proofs"]) == {
-        "risk-assessment",
-        "portfolio-optimisation",
-        "similarity-search",
-    }
+    assert "risk-assessment              1.000 on 2 risk-assessment items" in done.stdout
+    leaves = {skill: proof["leaf"] for skill, proof in json.loads(out.read_text())["proofs"].items()}
+    assert set(leaves) == {"risk-assessment", "portfolio-optimisation", "similarity-search"}
+    assert {(leaf["score"], leaf["items"]) for leaf in leaves.values()} == {(1.0, 2)}
 
 
 # ---------------------------------------------------------------- API keys
@@ -517,9 +586,6 @@ def test_push_notifications_never_go_to_private_addresses_unless_allowed(
 # ---------------------------------------------------------------- tenants
 
 
-TASK_NOT_FOUND = -32001
-
-
 def as_caller(url: str, key: str | None, method: str, params: dict[str, Any]) -> dict[str, Any]:
     headers = {"a2a-version": "1.0"} if method[0].isupper() else {}
     if key:
@@ -586,6 +652,44 @@ def test_anonymous_callers_list_nothing_and_reach_a_task_only_by_its_random_id(s
     assert as_caller(url, None, "tasks/get", {"id": task["id"]})["result"]["id"] == task["id"]
 
 
+def test_a_task_opened_on_a_channel_is_its_token_holders_alone_without_api_keys(secure_cpu, webhook):
+    """A contractor without API keys: the channel's owner token (derived by both ends, never sent in the
+    envelope) names the task's owner; no one without it reads, lists, cancels, hooks or continues the task."""
+    url, _ = secure_cpu
+    channel = Channel.open_to(offer_of(url), "e2e-private")
+    asked = sealed_send(url, "e2e-private", channel, {"returns": [0.01, -0.02, 0.005]})["result"]
+    assert asked["status"]["state"] == "input-required"  # open, waiting for its owner
+    prompt = next(p["data"]["coalesceE2e"] for p in asked["status"]["message"]["parts"] if p.get("kind") == "data")
+    assert "portfolio_value" in json.dumps([p.wire() for p in channel.open_parts(prompt)])
+    other = Channel.open_to(offer_of(url), "e2e-other")  # another caller, with a channel of its own
+    hook = {"url": webhook.url}
+    reads = {
+        "tasks/get": {"id": "e2e-private"},
+        "GetTask": {"id": "e2e-private"},
+        "tasks/cancel": {"id": "e2e-private"},
+        "CancelTask": {"id": "e2e-private"},
+        "tasks/resubscribe": {"id": "e2e-private"},
+        "tasks/pushNotification/set": {"id": "e2e-private", "pushNotificationConfig": hook},
+        "ListTaskPushNotificationConfigs": {"taskId": "e2e-private"},
+    }
+    for headers in ({}, {CHANNEL_TOKEN_HEADER: other.owner_token}, {CHANNEL_TOKEN_HEADER: "x" * 43}):
+        for method, params in reads.items():
+            version = {"a2a-version": "1.0"} if method[0].isupper() else {}
+            error = rpc(url, method, params, **headers, **version)["error"]
+            assert error["code"] == TASK_NOT_FOUND, (method, headers, error)  # as if absent
+        assert rpc(url, "ListTasks", {}, **headers, **{"a2a-version": "1.0"})["result"]["totalSize"] == 0
+    answer = channel.seal({"parts": [Part.of_data({"portfolio_value": 5e5}).wire()]})
+    taken = rpc(url, "tasks/send", {"id": "e2e-private", "message": {"role": "user", "messageId": "x", "parts": [
+        {"kind": "data", "data": {"coalesceE2e": answer}}]}})  # fmt: skip
+    assert taken["error"]["code"] == -32602 and "taken" in taken["error"]["message"]  # the envelope alone is not enough
+    mine = rpc(url, "ListTasks", {}, **{CHANNEL_TOKEN_HEADER: channel.owner_token, "a2a-version": "1.0"})["result"]
+    assert [t["id"] for t in mine["tasks"]] == ["e2e-private"]
+    assert not webhook.received
+    done = sealed_send(url, "e2e-private", channel, envelope=answer)["result"]  # its owner continues it
+    assert done["status"]["state"] == "completed"
+    assert channel.open_artifacts([Artifact.model_validate(a) for a in done["artifacts"]])[0].parts[0].data["var"] > 0
+
+
 def test_task_owners_survive_a_restart_and_older_databases_open(start_contractor: StartContractor, tmp_path):
     path = tmp_path / "tasks.db"
     with sqlite3.connect(path) as old:  # the table as contractors wrote it before tasks had owners
@@ -616,17 +720,49 @@ def test_task_owners_survive_a_restart_and_older_databases_open(start_contractor
 # ---------------------------------------------------------------- DNS rebinding
 
 
-class RebindingResolver:
-    """A name server under the test's control, rebinding: it answers a public address and the loopback address
-    in turn, so a client that checks one answer and connects by another lookup would reach loopback."""
+class RebindingNameServer:
+    """A name server on loopback under the test's control (DNS over UDP, messages by dnspython), rebinding:
+    `rebind.test` answers a public address the first time (time to live 0) and 127.0.0.1 ever after, so a client
+    that checks the first answer and connects by another lookup would reach loopback (and nothing is ever sent to
+    the public address). AAAA questions get no records."""
 
     def __init__(self, public: str = "93.184.216.34") -> None:
         self.public = public
-        self.lookups: list[str] = []
+        self.lookups: list[str] = []  # the names asked for (A records)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.1)
+        self.address = f"127.0.0.1:{self.socket.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="name-server", daemon=True)
+        self._thread.start()
 
-    async def __call__(self, host: str, port: int) -> list[str]:
-        self.lookups.append(host)
-        return [self.public] if len(self.lookups) % 2 else ["127.0.0.1"]
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.socket.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            question = query.question[0]
+            response = dns.message.make_response(query)
+            if question.rdtype == dns.rdatatype.A:
+                self.lookups.append(question.name.to_text(omit_final_dot=True))
+                answer = self.public if len(self.lookups) == 1 else "127.0.0.1"
+                response.answer.append(dns.rrset.from_text(question.name, 0, "IN", "A", answer))
+            self.socket.sendto(response.to_wire(), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.socket.close()
+
+
+@pytest.fixture
+def name_server() -> Iterator[RebindingNameServer]:
+    server = RebindingNameServer()
+    yield server
+    server.close()
 
 
 class NoInternet(httpcore.AsyncNetworkBackend):
@@ -647,11 +783,12 @@ class NoInternet(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def test_dns_rebinding_cannot_turn_a_checked_card_url_into_a_loopback_connection(card_host: CardHost):
+def test_dns_rebinding_cannot_turn_a_checked_card_url_into_a_loopback_connection(
+    card_host: CardHost, name_server: RebindingNameServer
+):
     card_host.publish(Ed25519PrivateKey.generate())
     port = int(card_host.url.rsplit(":", 1)[1].strip("/"))
-    resolver = RebindingResolver()
-    policy = FetchPolicy(resolve=resolver)
+    policy = FetchPolicy(resolve=nameserver_resolver(name_server.address))
 
     async def fetch() -> str:
         async with httpx.AsyncClient(transport=policy.transport()) as http:
@@ -661,25 +798,51 @@ def test_dns_rebinding_cannot_turn_a_checked_card_url_into_a_loopback_connection
 
     hits_before = card_host.hits
     message = asyncio.run(fetch())
-    # per card location: the early check saw the public answer and let it pass; the connection looked up again,
-    # got loopback, and refused it itself
-    assert resolver.lookups == ["rebind.test"] * 4
-    assert message.count("ConnectError: refused: rebind.test resolves to 127.0.0.1") == 2, message
+    # the early check saw the public answer and let it pass; the connection looked up again, got loopback, and
+    # refused it itself (three lookups, no request); the second card location was refused by its check
+    assert name_server.lookups == ["rebind.test"] * 3
+    assert "rebind.test resolves to 127.0.0.1" in message, message
     assert card_host.hits == hits_before  # nothing reached the loopback server
 
 
-def test_a_checked_connection_goes_to_the_address_that_was_checked():
+def test_a_client_configured_with_a_name_server_refuses_a_rebinding_card(
+    make_client, card_host: CardHost, name_server: RebindingNameServer
+):
+    card_host.publish(Ed25519PrivateKey.generate())
+    port = int(card_host.url.rsplit(":", 1)[1].strip("/"))
+    client = make_client(allow_private_contractors=False, nameserver=name_server.address)
+    refused = client.http.post("/v1/contractors", json={"card_url": f"http://rebind.test:{port}/"})
+    assert refused.status_code == 422 and "resolves to 127.0.0.1" in refused.text, refused.text
+    assert card_host.hits == 0 and "rebind.test" in name_server.lookups
+
+
+def test_dns_rebinding_cannot_turn_a_checked_webhook_into_a_loopback_call(
+    start_contractor: StartContractor, webhook, name_server: RebindingNameServer
+):
+    url = start_contractor(
+        card_named("cpu_optimised"), allow_private_push=False, resolve=nameserver_resolver(name_server.address)
+    )
+    hook = webhook.url.replace("127.0.0.1", "rebind.test")
+    params = {"id": "rebound", "message": risk_message("r"), "metadata": {"skill": "risk-assessment"}}
+    done = rpc(url, "tasks/send", {**params, "pushNotification": {"url": hook}})["result"]
+    assert done["status"]["state"] == "completed"  # the address check at set time saw the public answer
+    wait_until(lambda: len(name_server.lookups) >= 2)  # the delivery looked up again, got loopback, refused it
+    time.sleep(0.5)
+    assert webhook.received == []  # the loopback webhook was never called
+    assert name_server.lookups[:2] == ["rebind.test", "rebind.test"]
+
+
+def test_a_checked_connection_goes_to_the_address_that_was_checked(name_server: RebindingNameServer):
     internet = NoInternet()
-    resolver = RebindingResolver()
-    transport = CheckedTransport(CheckedBackend(allow_private=False, resolve=resolver, inner=internet))
+    backend = CheckedBackend(allow_private=False, resolve=nameserver_resolver(name_server.address), inner=internet)
 
     async def get() -> None:
-        async with httpx.AsyncClient(transport=transport) as http:
+        async with httpx.AsyncClient(transport=CheckedTransport(backend)) as http:
             with pytest.raises(httpx.ConnectError):
                 await http.get("http://rebind.test:8080/hook")
 
     asyncio.run(get())
-    assert resolver.lookups == ["rebind.test"]  # one lookup per connection, no second one to rebind
+    assert name_server.lookups == ["rebind.test"]  # one lookup per connection, no second one to rebind
     assert internet.asked == [("93.184.216.34", 8080)]  # the checked address, not the name
 
 
@@ -711,6 +874,23 @@ def test_a_replayed_first_envelope_is_refused_after_a_restart(start_contractor: 
     error = sealed_send(restarted, "e2e-again", channel, envelope=envelope)["error"]
     assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "replay", error  # not even "wrong-channel"
     assert task_count(restarted) == 1
+
+
+def test_a_full_replay_guard_refuses_new_channels_and_forgets_none(tmp_path):
+    store = SqlTaskStore(f"sqlite:///{tmp_path}/claims.db")
+    guards = {"memory": ReplayGuard(max_entries=2), "database": SqlReplayGuard(store.engine, max_entries=2)}
+    for name, guard in guards.items():
+        guard.claim("key-a")
+        guard.claim("key-b")
+        for key, reason in (("key-c", "busy"), ("key-a", "replay"), ("key-b", "replay")):
+            with pytest.raises(ChannelError) as refused:
+                guard.claim(key)
+            assert refused.value.reason == reason, (name, key)  # full: nothing forgotten to make room
+    restarted = SqlReplayGuard(store.engine, max_entries=2)  # the count is read again at start
+    with pytest.raises(ChannelError) as refused:
+        restarted.claim("key-c")
+    assert refused.value.reason == "busy"
+    store.close()
 
 
 # ---------------------------------------------------------------- signed usage receipts

@@ -100,6 +100,19 @@ def coalesce(*args: str, **kwargs) -> subprocess.Popen[str]:
     )
 
 
+def wait_for_certificates(client: str, wanted: int, timeout_s: float = 300) -> dict[str, dict]:
+    """The certified skills of each contractor, once the market's attestor has certified `wanted` of them (it
+    starts when the market is up and works beside the demo)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = httpx.get(client + "v1/market", timeout=30).json()["contractors"]
+        certified = {row["name"]: row["certified"] for row in rows if row["certified"]}
+        if len(certified) >= wanted or time.monotonic() > deadline:
+            assert len(certified) >= wanted, sorted(certified)
+            return certified
+        time.sleep(2)
+
+
 def test_market_up_runs_the_demo_set_takes_a_newcomer_and_stops_clean(tmp_path):
     state = tmp_path / "market"
     market = coalesce("market", "up", "--state-dir", str(state), "--refresh", "2")
@@ -147,6 +160,11 @@ def test_market_up_runs_the_demo_set_takes_a_newcomer_and_stops_clean(tmp_path):
             assert {c["skill"] for c in view["local"]["competence"]} >= {"risk-assessment", "sentiment-analysis"}
             assert sum(ledger["balances"].values()) == pytest.approx(0.0, abs=1e-9)
             assert ledger["balances"]["escrow"] == pytest.approx(0.0, abs=1e-9)
+            certified = wait_for_certificates(client, len(CONTRACTOR_CARDS))
+            quant = certified["CPU Optimised"]  # measured on fresh items: real workers get every one right
+            assert {skill: m["score"] for skill, m in quant.items()} == dict.fromkeys(quant, 1.0)
+            assert set(quant) == {"risk-assessment", "portfolio-optimisation", "similarity-search"}
+            assert len(list((state / "certificates").glob("*.json"))) == len(CONTRACTOR_CARDS)
         finally:
             newcomer.send_signal(signal.SIGTERM)
             newcomer.wait(timeout=30)

@@ -66,8 +66,9 @@ def test_the_default_gold_bank_loads_and_covers_every_task_type():
         "financial-document-analysis",
         "risk-assessment",
         "portfolio-optimisation",
+        "similarity-search",
     }
-    assert len({i.id for i in items}) == 20
+    assert len({i.id for i in items}) == 25
 
 
 def test_the_gold_bank_and_the_evaluation_set_are_written_from_disjoint_templates():
