@@ -1,7 +1,10 @@
 """Contractor throughput and SSE time to first event, ours beside the official a2a-sdk server, in one run.
 
-Both servers do the same trivial work (echo the message back as an artifact), each in its own process under
-uvicorn on 127.0.0.1; the load comes from wrk (Debian package `wrk`) with the same connections and duration.
+The servers do the same trivial work (echo the message back as an artifact), each in its own process under
+uvicorn on 127.0.0.1: the a2a-sdk with its in-memory task store and with its SQL task store on an SQLite file;
+ours with its tasks on an SQLite file, durable (group commit, synchronous=FULL) before any answer; and a bare ASGI
+app that answers without doing anything, the ceiling. The load comes from wrk (Debian package `wrk`) with the same
+connections and duration.
 
     python bench/contractor_throughput.py [--connections 16] [--seconds 10] [--streams 200]
 """
@@ -97,6 +100,12 @@ def time_to_first_event(url: str, count: int) -> list[float]:
     return times
 
 
+def sdk_server(port: int, sqlite_path: Path | None = None) -> subprocess.Popen[bytes]:
+    store = [str(sqlite_path)] if sqlite_path else []
+    command = [sys.executable, "bench/a2a_sdk_echo_server.py", str(port), *store]
+    return start(command, f"http://127.0.0.1:{port}/.well-known/agent-card.json")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=16)
@@ -106,11 +115,20 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("this benchmark needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
-    ours_port, sdk_port = free_port(), free_port()
-    ours = echo_contractor(ours_port, args.connections * 4)
-    sdk = start(
-        [sys.executable, "bench/a2a_sdk_echo_server.py", str(sdk_port)],
-        f"http://127.0.0.1:{sdk_port}/.well-known/agent-card.json",
+    ports = {name: free_port() for name in ("ours", "sdk", "sdk-sqlite", "bare")}
+    state = Path(tempfile.mkdtemp(prefix="coalesce-bench-sdk-"))
+    servers = {
+        "ours": echo_contractor(ports["ours"], args.connections * 4),
+        "sdk": sdk_server(ports["sdk"]),
+        "sdk-sqlite": sdk_server(ports["sdk-sqlite"], state / "tasks.db"),
+        "bare": start([sys.executable, "bench/bare_asgi.py", str(ports["bare"])], f"http://127.0.0.1:{ports['bare']}/"),
+    }
+    runs = (
+        ("a2a-sdk 1.3, in memory", "sdk", "SendMessage"),
+        ("a2a-sdk 1.3, SQLite", "sdk-sqlite", "SendMessage"),
+        ("COALESCE, SQLite", "ours", "SendMessage"),
+        ("COALESCE, SQLite", "ours", "tasks/send"),
+        ("bare ASGI (the ceiling)", "bare", "SendMessage"),
     )
     rows = []
     try:
@@ -118,35 +136,34 @@ def main() -> int:
             script.write(WRK_SCRIPT)
             script.flush()
             lua = Path(script.name)
-            for name, port, method in (
-                ("a2a-sdk 1.3", sdk_port, "SendMessage"),
-                ("COALESCE", ours_port, "SendMessage"),
-                ("COALESCE", ours_port, "tasks/send"),
-            ):
-                url = f"http://127.0.0.1:{port}/"
+            for name, server, method in runs:
+                url = f"http://127.0.0.1:{ports[server]}/"
                 run_wrk(url, method, args.connections, 2, lua)  # warm-up
                 rps, p50, errors = run_wrk(url, method, args.connections, args.seconds, lua)
-                ttfe = time_to_first_event(url, args.streams) if method == "SendMessage" else []
+                streams = method == "SendMessage" and server != "bare"
+                ttfe = time_to_first_event(url, args.streams) if streams else []
                 rows.append((name, method, rps, p50, errors, ttfe))
     finally:
-        stop(ours, sdk)
-    base_rps = rows[0][2]
+        stop(*servers.values())
+    base_rps, sql_rps = rows[0][2], rows[1][2]
     base_ttfe = statistics.median(rows[0][5])
     print(
         f"\ncontractor benchmark: echo work, wrk -t1 -c{args.connections} -d{args.seconds}s, "
         f"{args.streams} sequential streams, 127.0.0.1\n"
     )
     print(
-        "| server | method | requests/s | x a2a-sdk | p50 ms | errors | SSE first event p50 ms | p95 ms | x a2a-sdk |"
+        "| server | method | requests/s | x a2a-sdk in memory | x a2a-sdk SQLite | p50 ms | errors "
+        "| SSE first event p50 ms | p95 ms | x a2a-sdk |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, method, rps, p50, errors, ttfe in rows:
         if ttfe:
             t50, t95 = statistics.median(ttfe) * 1000, statistics.quantiles(ttfe, n=20)[18] * 1000
             stream = f"{t50:.2f} | {t95:.2f} | {t50 / 1000 / base_ttfe:.2f}"
         else:
             stream = "- | - | -"
-        print(f"| {name} | {method} | {rps:.0f} | {rps / base_rps:.2f} | {p50:.2f} | {errors} | {stream} |")
+        ratios = f"{rps / base_rps:.2f} | {rps / sql_rps:.2f}"
+        print(f"| {name} | {method} | {rps:.0f} | {ratios} | {p50:.2f} | {errors} | {stream} |")
     return 0
 
 

@@ -19,7 +19,7 @@ from contractor_agent.rpc import RpcHandler, StreamReply
 from contractor_agent.store import TaskStore
 from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
-from shared.runtime.observability import MetricsMiddleware
+from shared.runtime.observability import MeteredRoute, MetricsMiddleware
 from shared.security.auth import AuthError
 from shared.security.channel import token_caller
 from shared.security.net_policy import Resolver, system_resolve
@@ -126,7 +126,6 @@ def create_app(
         manager: TaskManager = request.app.state.manager
         return {"priceUsd": manager.quote(complexity), "load": manager.load()}
 
-    @app.post("/")
     async def json_rpc(request: Request) -> Response:
         try:  # who is asking: its API key, else the owner token of the channel it opened (see the tasks' owners)
             caller = identity.api_keys.check_request(request.headers) or token_caller(request.headers)
@@ -145,6 +144,7 @@ def create_app(
             return EventSourceResponse(_sse(reply), ping=15, send_timeout=30)
         return _json(reply)
 
+    app.router.routes.append(MeteredRoute("/", json_rpc, methods=["POST"]))  # plain: nothing to solve or encode
     return app
 
 

@@ -120,7 +120,9 @@ class RpcHandler:
             if request.method not in self._unary:
                 raise A2AError(ErrorCode.METHOD_NOT_FOUND, f"method {request.method!r} not found")
             unary, dialect = self._unary[request.method]
-            return rpc_result(request_id, await unary(params, dialect, caller))
+            result = await unary(params, dialect, caller)
+            await self.manager.on_disk()  # what the answer says is durable before it is sent
+            return rpc_result(request_id, result)
         except A2AError as error:
             return rpc_error(request_id, error.to_error())
         except Exception:
@@ -247,7 +249,11 @@ class RpcHandler:
     async def _stream(self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId) -> StreamReply:
         request = await self._parse_send(params, dialect)
         record, subscription = self.manager.submit(request, dialect, caller, subscribe=True)
-        return StreamReply(request_id, self._events(record, subscription, dialect, request_id, opening=None))
+        # a new task opens the stream as submitted (its state, not a later one that may not be on disk yet); a
+        # follow-up opens with the task as it is when the stream starts (no longer waiting for input)
+        new = dialect is not Dialect.LEGACY and record.state is TaskState.SUBMITTED
+        opening = self.manager.snapshot(record) if new else None
+        return StreamReply(request_id, self._events(record, subscription, dialect, request_id, opening))
 
     async def _resubscribe(
         self, params: Params, dialect: Dialect, caller: Caller, request_id: RequestId
@@ -268,7 +274,8 @@ class RpcHandler:
         request_id: RequestId,
         opening: StreamEvent | None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The stream of one task. Generations after legacy open with the Task itself."""
+        """The stream of one task. Generations after legacy open with the Task itself (`opening`, else as it is
+        when the stream starts)."""
         try:
             if opening is None and dialect is not Dialect.LEGACY:
                 opening = self.manager.snapshot(record)

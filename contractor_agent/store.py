@@ -3,19 +3,26 @@ that a restart loses no task: finished ones stay answerable, unfinished ones end
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, func, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from shared.a2a.models import Task
 from shared.runtime.database import open_database
 from shared.security.channel import MAX_SEEN_CHANNELS, REPLAY_WINDOW_S, replayed, too_many_channels
 
+log = logging.getLogger(__name__)
 metadata = MetaData()
 
 tasks = Table(
@@ -39,32 +46,51 @@ channel_claims = Table(
 
 
 class TaskStore(Protocol):
-    """Where a contractor's tasks persist. `save` is durable when it returns (a task is written before its new state
-    is announced); `load` gives the newest `limit` tasks, oldest first, as rows of `id`, `skill`, `dialect`, `task`
-    (the task as JSON), `push_configs` and `owner` (the caller that created it, None when anonymous); `forget` drops
-    a task; `close` is called once, at the end."""
+    """Where a contractor's tasks persist. `save` and `forget` are ordered writes that may be batched; once
+    everything written before it is durable, `after_durable(callback)` runs `callback` on the event loop (at once
+    when nothing is pending): a task's new state is announced, and answered, only after that. `load` gives the
+    newest `limit` tasks, oldest first, as rows of `id`, `skill`, `dialect`, `task` (the task as JSON),
+    `push_configs` and `owner` (the caller that created it, None when anonymous); `close` is called once, at the
+    end, and writes what is pending."""
 
     def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any], owner: str | None) -> None: ...
 
-    def load(self, limit: int) -> list[dict[str, Any]]: ...
-
     def forget(self, task_id: str) -> None: ...
+
+    def after_durable(self, callback: Callable[[], None]) -> None: ...
+
+    def load(self, limit: int) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 
 
 class SqlTaskStore:
-    """The tasks in a database: an SQLite file in WAL mode, or PostgreSQL by URL."""
+    """The tasks in a database: an SQLite file in WAL mode, or PostgreSQL by URL. Writes are group-committed: from
+    the event loop, `save` and `forget` only queue the row (the last write of a task wins); a writer thread commits
+    whatever is queued in one transaction (one statement for all saves), then releases the `after_durable`
+    callbacks waiting on it. Called outside an event loop, a write commits at once. A commit that fails is retried
+    (the callbacks wait: nothing is announced that is not on disk)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = open_database(url, metadata)
-        self._upsert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        self.engine = open_database(url, metadata, durable_commits=True)
+        upsert = (postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(tasks)
+        self._upsert = upsert.on_conflict_do_update(
+            index_elements=["id"], set_={c.name: upsert.excluded[c.name] for c in tasks.columns if c.name != "id"}
+        )
         if "owner" not in {c["name"] for c in inspect(self.engine).get_columns(tasks.name)}:
             with self.engine.begin() as db:  # a database written before tasks had owners: its tasks stay anonymous
                 db.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN owner VARCHAR(64)"))
+        self._lock = threading.Condition()
+        self._pending: dict[str, dict[str, Any] | None] = {}  # task id -> its row, or None: forget it
+        self._written = 0  # writes queued so far (event loop side)
+        self._durable = 0  # of which committed
+        self._waiting: deque[tuple[int, Callable[[], None]]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: threading.Thread | None = None
+        self._closing = False
 
     def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any], owner: str | None) -> None:
-        values = {
+        row = {
             "id": task.id,
             "skill": skill,
             "dialect": dialect,
@@ -73,12 +99,71 @@ class SqlTaskStore:
             "updated_at": time.time(),
             "owner": owner,
         }
-        statement = self._upsert(tasks).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"}
-        )
+        self._queue(task.id, row)
+
+    def forget(self, task_id: str) -> None:
+        """Queued like a save, but nothing waits for it: a task left on disk by a crash is only an old task."""
+        self._queue(task_id, None, awaited=False)
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        if self._durable >= self._written:
+            callback()
+        else:
+            self._waiting.append((self._written, callback))
+
+    def _queue(self, task_id: str, row: dict[str, Any] | None, awaited: bool = True) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop to call back: commit now
+            self._commit({task_id: row})
+            return
+        with self._lock:
+            if self._writer is None:
+                self._loop = loop
+                self._writer = threading.Thread(target=self._write, name="task-store-writer", daemon=True)
+                self._writer.start()
+            self._pending.pop(task_id, None)  # the last write of a task wins, in the order of writes
+            self._pending[task_id] = row
+            self._written += awaited
+            self._lock.notify()
+
+    def _write(self) -> None:
+        """The writer thread: one transaction per batch, then the callbacks of what it made durable."""
+        while True:
+            with self._lock:
+                while not self._pending and not self._closing:
+                    self._lock.wait()
+                if not self._pending:
+                    return
+                batch, self._pending, upto = self._pending, {}, self._written
+            while True:
+                try:
+                    self._commit(batch)
+                    break
+                except SQLAlchemyError:
+                    log.exception("task store: commit of %d writes failed; retrying", len(batch))
+                    time.sleep(0.5)
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop is gone (the process is stopping)
+                self._loop.call_soon_threadsafe(self._made_durable, upto)
+
+    def _commit(self, batch: dict[str, dict[str, Any] | None]) -> None:
+        rows = [row for row in batch.values() if row is not None]
+        gone = [task_id for task_id, row in batch.items() if row is None]
         with self.engine.begin() as db:
-            db.execute(statement)
+            if rows:
+                db.execute(self._upsert, rows)
+            if gone:
+                db.execute(delete(tasks).where(tasks.c.id.in_(gone)))
+
+    def _made_durable(self, upto: int) -> None:
+        self._durable = max(self._durable, upto)
+        while self._waiting and self._waiting[0][0] <= self._durable:
+            _, callback = self._waiting.popleft()
+            try:
+                callback()
+            except Exception:
+                log.exception("task store: a callback after a commit failed")
 
     def load(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` tasks, oldest first."""
@@ -87,15 +172,17 @@ class SqlTaskStore:
             rows = [dict(r._mapping) for r in db.execute(query)]
         return list(reversed(rows))
 
-    def forget(self, task_id: str) -> None:
-        with self.engine.begin() as db:
-            db.execute(delete(tasks).where(tasks.c.id == task_id))
-
     def replay_guard(self) -> SqlReplayGuard:
         """The end-to-end channels' replay guard, in the same database (it survives a restart)."""
         return SqlReplayGuard(self.engine)
 
     def close(self) -> None:
+        """Writes what is pending, stops the writer, closes the database."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
         self.engine.dispose()
 
 

@@ -49,7 +49,7 @@ from shared.runtime.observability import A2A_TASK_ID, TASK_ID
 from shared.runtime.pubsub import Subscription as PubSubSubscription
 from shared.runtime.pubsub import Topic
 from shared.security.channel import Channel, owner_of_token
-from shared.security.receipts import sign_receipt
+from shared.security.receipts import ReceiptSigner
 from shared.workers.base import NeedsInput, Worker, WorkerError, WorkRequest, WorkResult
 from shared.workers.compute import Cancelled
 
@@ -109,6 +109,8 @@ class TaskManager:
         self.metrics = metrics or ContractorMetrics()
         self.capacity = Capacity(self.limits)
         self.pricing = Pricing(self.profile)
+        keys = self.identity.signing_keys
+        self.receipts = ReceiptSigner(self.profile.price, keys[0]) if keys and self.profile else None
         self.metrics.running.set_function(lambda: self.capacity.running)
         self.metrics.queued.set_function(lambda: self.capacity.waiting)
         self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
@@ -231,13 +233,10 @@ class TaskManager:
 
     async def wait_settled(self, record: TaskRecord, subscription: Subscription) -> None:
         """Wait (bounded) until the task ends or asks for input: a blocking send."""
-
-        async def drain() -> None:
-            async for _ in until_settled(subscription):
-                pass
-
         try:
-            await asyncio.wait_for(drain(), timeout=self.limits.blocking_wait_s)
+            async with asyncio.timeout(self.limits.blocking_wait_s):
+                async for _ in until_settled(subscription):
+                    pass
         except TimeoutError:
             pass
         finally:
@@ -358,10 +357,32 @@ class TaskManager:
         )
 
     def _emit(self, record: TaskRecord, event: StreamEvent) -> None:
+        """Announce `event` (to streams and webhooks) once what was written before it is on disk."""
+        hooked = self.notifier is not None and record.push_configs and isinstance(event, TaskStatusUpdateEvent)
+        snapshot = self.snapshot(record) if hooked else None  # the task as it is now, not when it is announced
+        if self.store is None:
+            self._announce(record, event, snapshot)
+        else:
+            self.store.after_durable(lambda: self._announce(record, event, snapshot))
+
+    def _announce(self, record: TaskRecord, event: StreamEvent, snapshot: Task | None) -> None:
         record.events.publish(event)
-        if self.notifier is not None and record.push_configs and isinstance(event, TaskStatusUpdateEvent):
+        if self.notifier is not None and snapshot is not None:
             for config in record.push_configs.values():
-                self.notifier.notify(config, self.snapshot(record), record.dialect)
+                self.notifier.notify(config, snapshot, record.dialect)
+
+    async def on_disk(self) -> None:
+        """Returns once everything written so far is durable (at once without a store, or with nothing pending)."""
+        if self.store is None:
+            return
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def release() -> None:
+            if not written.done():  # the request may have been canceled meanwhile
+                written.set_result(None)
+
+        self.store.after_durable(release)
+        await written
 
     def _transition(self, record: TaskRecord, state: TaskState, message: Message | None = None) -> bool:
         if not can_transition(record.state, state):
@@ -421,7 +442,8 @@ class TaskManager:
         )
         worker = self.workers[record.skill.id]
         try:
-            outcome = await asyncio.wait_for(worker.run(request), timeout=self.limits.worker_timeout_s)
+            async with asyncio.timeout(self.limits.worker_timeout_s):
+                outcome = await worker.run(request)
         except TimeoutError:
             record.cancel_flag.set()
             self._fail(record, f"the worker timed out after {self.limits.worker_timeout_s:g} s")
@@ -457,10 +479,8 @@ class TaskManager:
         cost = self.pricing.charge(quote, usage)
         billing = record.task.metadata["coalesce"]
         billing.update({"costUsd": round(cost, 9), "usage": usage.wire()})
-        if self.identity.signing_keys and self.profile is not None:  # what it bills, signed with its card's key
-            billing["receipt"] = sign_receipt(
-                record.task.id, billing, self.profile.price, self.identity.signing_keys[0]
-            )
+        if self.receipts is not None:  # what it bills, signed with its card's key
+            billing["receipt"] = self.receipts.sign(record.task.id, billing)
         self.metrics.charged_usd.inc(cost)
         worker = self.workers[record.skill.id].name
         self.metrics.worker_usage(worker, usage.input_tokens, usage.output_tokens, usage.compute_seconds)

@@ -30,14 +30,22 @@ def price_list_version(price: Price) -> str:
     return hashlib.sha256(rfc8785.dumps(price.model_dump(mode="json", by_alias=True))).hexdigest()[:32]
 
 
-def sign_receipt(task_id: str, billing: dict[str, Any], price: Price, key: Ed25519PrivateKey) -> str:
-    claims = {
-        "taskId": task_id,
-        **{name: billing[name] for name in BILLED},
-        "priceList": price_list_version(price),
-        "iat": int(time.time()),
-    }
-    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": thumbprint(public_jwk(key.public_key()))})
+class ReceiptSigner:
+    """Signs the receipts of one contractor: its key, and the version of its card's price list, worked out once."""
+
+    def __init__(self, price: Price, key: Ed25519PrivateKey) -> None:
+        self.key = key
+        self.headers = {"kid": thumbprint(public_jwk(key.public_key()))}
+        self.price_list = price_list_version(price)
+
+    def sign(self, task_id: str, billing: dict[str, Any]) -> str:
+        claims = {
+            "taskId": task_id,
+            **{name: billing[name] for name in BILLED},
+            "priceList": self.price_list,
+            "iat": int(time.time()),
+        }
+        return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers=self.headers)
 
 
 def verify_receipt(

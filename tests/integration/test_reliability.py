@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,26 @@ def test_contractor_killed_mid_task_keeps_finished_tasks_and_fails_the_unfinishe
         assert "restarted" in json.dumps(lost["status"]["message"]) and lost["metadata"]["coalesce"]["costUsd"] == 0
         refused = send(url, "before-crash", RISK)["error"]  # the same task id again: no second execution
         assert refused["code"] == -32004
+    finally:
+        contractor.terminate()
+        contractor.wait(timeout=30)
+
+
+def test_every_task_answered_survives_a_kill_right_after_its_answer(tmp_path, database):
+    """Group commit: answers wait for the batch that holds their task to be on disk, so a kill -9 the moment the
+    last of many concurrent answers arrives loses none of them."""
+    port, db = free_port(), database("contractor")
+    url = f"http://127.0.0.1:{port}/"
+    contractor = contractor_process(tmp_path, port, db)
+    try:
+        with ThreadPoolExecutor(16) as pool:  # within the card's 4 running + 16 queued
+            answers = list(pool.map(lambda i: send(url, f"burst-{i}", RISK)["result"], range(48)))
+        kill9(contractor)
+        assert {a["status"]["state"] for a in answers} == {"completed"}
+        contractor = contractor_process(tmp_path, port, db)
+        for answer in answers:
+            again = rpc(url, "tasks/get", {"id": answer["id"]})["result"]
+            assert again["status"]["state"] == "completed" and again["artifacts"] == answer["artifacts"]
     finally:
         contractor.terminate()
         contractor.wait(timeout=30)
