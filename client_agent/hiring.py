@@ -130,13 +130,13 @@ class Hirer:
         return twin
 
     def client(
-        self, contractor: Contractor, timeout_s: float | None = None, channel: Channel | None = None
+        self, contractor: Contractor, timeout_s: float | None = None, channel_token: str | None = None
     ) -> A2AClient:
         """An A2A client for `contractor`: with its API key, and with the channel's owner token when the hire runs on
         an end-to-end channel (which makes the task the client's alone on a contractor without API keys)."""
         headers = self.market.auth_headers(contractor)
-        if channel is not None:
-            headers[CHANNEL_TOKEN_HEADER] = channel.owner_token
+        if channel_token is not None:
+            headers[CHANNEL_TOKEN_HEADER] = channel_token
         return A2AClient(
             contractor.endpoint, self.market.http, timeout_s=timeout_s or self.hire_timeout_s, headers=headers
         )
@@ -164,13 +164,14 @@ class Hirer:
             a2aMessageId=remote_id,
             reservedUsd=round(reserve, 6),
         )
+        channel = Channel.open_to(contractor.channel, remote_id) if contractor.channel else None
         run.state.a2a_task_id = None  # saved once the task is named: by the client (legacy), else by its first event
+        run.state.a2a_channel_token = channel.owner_token if channel else None  # saved with it
         if contractor.endpoint.dialect is Dialect.LEGACY:
             self._named(run, remote_id)
         log.info("hiring %s (%s) for subtask %s", contractor.card.name, contractor.id, run.id)
         started = time.perf_counter()
-        channel = Channel.open_to(contractor.channel, remote_id) if contractor.channel else None
-        client = self.client(contractor, channel=channel)
+        client = self.client(contractor, channel_token=run.state.a2a_channel_token)
         try:
             async with asyncio.timeout(self.hire_timeout_s):
                 artifacts, billing = await self._converse(run, client, contractor, channel, remote_id, skill)
@@ -329,11 +330,12 @@ class Hirer:
             A2A_TASK_ID.set(task_id)
             self.progress.save(run)
 
-    async def abandon_remote(self, contractor_id: str, remote_id: str | None) -> None:
-        """Best effort, after a restart: tell the contractor of an unsettled hire to stop."""
+    async def abandon_remote(self, contractor_id: str, remote_id: str | None, channel_token: str | None) -> None:
+        """Best effort, after a restart: tell the contractor of an unsettled hire to stop (with the owner token of
+        its channel, where it ran on one)."""
         contractor = self.market.registry.get(contractor_id)
         if contractor is not None and remote_id:
-            await abandon(self.client(contractor, timeout_s=5), remote_id)
+            await abandon(self.client(contractor, timeout_s=5, channel_token=channel_token), remote_id)
 
 
 async def _one(reply: Awaitable[Reply]) -> AsyncIterator[Reply]:

@@ -120,7 +120,7 @@ class TaskRunner:
     async def _resume_subtask(self, task_id: str, sub: dict[str, object]) -> SubtaskRun:
         state = SubtaskState.model_validate(sub["state"] or {})
         hired = (state.decision or {}).get("contractor") or "?"
-        await self.hirer.abandon_remote(hired, state.a2a_task_id)
+        await self.hirer.abandon_remote(hired, state.a2a_task_id, state.a2a_channel_token)
         run = SubtaskRun(str(sub["id"]), task_id, SubtaskSpec.model_validate(sub["spec"]), state)
         for attempt, amount in self.ledger.refund_open(run.id, "the client restarted before this hire settled"):
             interrupted = Outcome(False, hired, "interrupted by a client restart; escrow refunded")

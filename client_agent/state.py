@@ -86,12 +86,14 @@ class SubtaskCost(Wire):
 
 
 class SubtaskState(Wire):
-    """What the client keeps of a subtask (persisted with every change; shown by `GET /v1/tasks/ID`)."""
+    """What the client keeps of a subtask (persisted with every change; shown by `GET /v1/tasks/ID` as `view`)."""
 
     attempts: list[AttemptRecord] = Field(default_factory=list)
     cost: SubtaskCost = Field(default_factory=SubtaskCost)
     decision: dict[str, Any] | None = None  # the last decision record
     a2a_task_id: str | None = Field(default=None, alias="a2aTaskId")  # the contractor's task of the current hire
+    # the owner token of that hire's end-to-end channel: to cancel it after a restart; kept, never shown (`view`)
+    a2a_channel_token: str | None = Field(default=None, alias="a2aChannelToken")
     excluded: dict[str, str] = Field(default_factory=dict)  # contractor id -> why it may not have this subtask
     input_required: str | None = None  # the prompt while the subtask waits for input
     where: str | None = None
@@ -102,6 +104,10 @@ class SubtaskState(Wire):
     quality: dict[str, Any] | None = None  # the chosen agent's competence when it was chosen
     signals: list[dict[str, Any]] = Field(default_factory=list)  # quality signals this subtask gave
     feedback: dict[str, Any] | None = None  # the grade its user gave
+
+    def view(self) -> dict[str, Any]:
+        """What users see of it: all but the channel's owner token."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"a2a_channel_token"})
 
 
 @dataclass

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/tasks", responses=ERRORS)
 def task_view(stored: dict[str, Any]) -> dict[str, Any]:
     subtasks = []
     for sub in stored["subtasks"]:
-        state = SubtaskState.model_validate(sub["state"] or {}).wire()
+        state = SubtaskState.model_validate(sub["state"] or {}).view()
         subtasks.append(
             {
                 "id": sub["id"],

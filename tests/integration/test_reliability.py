@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 
+from contractor_agent.store import SqlTaskStore
 from shared.a2a.models import Artifact, Part
 from shared.workers.base import EchoWorker, StatelessWorker, Usage, Worker, WorkRequest, WorkResult, data_artifact
 from shared.workers.compute import ComputeWorker, value_at_risk
@@ -131,8 +132,8 @@ def test_every_task_answered_survives_a_kill_right_after_its_answer(tmp_path, da
 
 
 def test_client_killed_mid_hire_resumes_and_settles_every_escrow_exactly_once(tmp_path, local_llm, database):
-    port = free_port()
-    contractor = contractor_process(tmp_path, port, database("contractor"))
+    port, contractor_db = free_port(), database("contractor")
+    contractor = contractor_process(tmp_path, port, contractor_db)
     db = database("client")
     env = {"COALESCE_LLM_BASE_URL": local_llm.base_url or "", "COALESCE_LLM_MODEL": local_llm.model}
     client_args = (
@@ -158,6 +159,7 @@ def test_client_killed_mid_hire_resumes_and_settles_every_escrow_exactly_once(tm
         }
         task_id = httpx.post(url + "v1/tasks", json=body, timeout=10).json()["id"]
         wait_for(lambda: _events(url, task_id, "dispatch"))
+        wait_for(lambda: (_task(url, task_id)["subtasks"] or [{}])[0].get("a2aTaskId"))  # the contractor named it
         kill9(client)  # mid-hire: escrow reserved, nothing settled
         client, url = serve(*client_args, env=env)  # the same database; the contractor is remembered
         task = wait_for(lambda: (t := _task(url, task_id))["status"] in TERMINAL and t, timeout=120)
@@ -174,6 +176,18 @@ def test_client_killed_mid_hire_resumes_and_settles_every_escrow_exactly_once(tm
         assert again.status_code == 202 and again.json()["id"] == task_id
         assert len(httpx.get(url + "v1/ledger", timeout=10).json()["entries"]) == len(ledger["entries"])
         assert any(e["kind"] == "recovered" for e in _events(url, task_id))
+        # the interrupted hire, on the end-to-end channel, was canceled at the contractor with the channel's owner
+        # token the client kept (and never shows)
+        assert "a2aChannelToken" not in json.dumps(task) and len(attempts) == 2
+        store = SqlTaskStore(contractor_db)
+        rows = {row["id"]: row for row in store.load(10)}
+        store.close()
+        second = rows.pop(sub["a2aTaskId"])
+        ((_, first),) = rows.items()
+        recovered = next(e for e in _events(url, task_id) if e["kind"] == "recovered")
+        assert second["task"]["status"]["state"] == "completed"
+        # canceled, unless it had finished before the restarted client could cancel it (it runs about 17 s)
+        assert first["task"]["status"]["state"] == "canceled" or first["updated_at"] < recovered["at"]
     finally:
         for process in (client, contractor):
             process.terminate()
