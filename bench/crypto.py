@@ -1,12 +1,13 @@
 """The end-to-end channel's cost: AES-256-GCM throughput, and encryption's overhead on a task round trip.
 
-    python bench/crypto.py [--repeat 20]
+    python bench/crypto.py [--repeat 100]
 
 1. Sealing and opening one envelope (AES-256-GCM plus the envelope's JSON and base64url) of 1 KB, 64 KB and 1 MB,
    in MB/s; raw AES-256-GCM alone beside it.
-2. A round trip through a real contractor (its own server thread on 127.0.0.1, over HTTP) whose worker answers a
-   short request with a 1 MB text artifact; plaintext `tasks/send` against the same call sealed (key agreement,
-   encryption both ways, decryption). Interleaved in one run; the ratio is what to read (goal: under 5 %).
+2. Round trips through a real contractor (its own server thread on 127.0.0.1, over HTTP) whose worker answers a
+   short request with a text artifact of 1 MB, or of 100 bytes (a small message); plaintext `tasks/send` against
+   the same call sealed (key agreement, encryption both ways, decryption). Interleaved in one run; the ratio is
+   what to read (issue 18's goals: at most 1.10 at 1 MB, 1.05 for small messages).
 """
 
 from __future__ import annotations
@@ -29,18 +30,19 @@ from shared.runtime.serving import ServerThread, bind_socket
 from shared.security.channel import Channel, ChannelOffer, ReplayGuard, channel_offer, key_id
 from shared.workers.base import StatelessWorker, WorkRequest, WorkResult
 
-ARTIFACT_BYTES = 1024 * 1024
+ROUND_TRIPS = {"1 MB": 1024 * 1024, "small (100 bytes)": 100}
 
 
 class BulkWorker(StatelessWorker):
-    """Answers any request with a 1 MB text artifact (a report, a generated document)."""
+    """Answers any request with a text artifact of `size` bytes (a report, a generated document)."""
 
     name = "bulk"
 
+    def __init__(self, size: int) -> None:
+        self.size = size
+
     async def run(self, request: WorkRequest) -> WorkResult:
-        return WorkResult(
-            artifacts=[Artifact(name="report", parts=[Part.of_text(os.urandom(ARTIFACT_BYTES // 2).hex())])]
-        )
+        return WorkResult(artifacts=[Artifact(name="report", parts=[Part.of_text(os.urandom(self.size // 2).hex())])])
 
 
 SIZES = {"1 KB": 1024, "64 KB": 64 * 1024, "1 MB": 1024 * 1024}
@@ -69,12 +71,12 @@ def throughput(repeat: int) -> list[tuple[str, float, float]]:
     return rows
 
 
-def round_trips(repeat: int) -> tuple[list[float], list[float]]:
+def round_trips(repeat: int, size: int) -> tuple[list[float], list[float]]:
     card = load_card(os.path.join(os.path.dirname(__file__), "..", "agent_cards", "edge_computing.json"))
     identity = Identity(signing_keys=[Ed25519PrivateKey.generate()], e2e_key=X25519PrivateKey.generate())
     sock = bind_socket("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    workers = {skill.id: BulkWorker() for skill in card.skills}
+    workers = {skill.id: BulkWorker(size) for skill in card.skills}
     plain_s, sealed_s = [], []
     with ServerThread(create_app(card, workers, base_url=url, identity=identity), sock), httpx.Client() as http:
         offer = channel_offer(
@@ -93,16 +95,16 @@ def round_trips(repeat: int) -> tuple[list[float], list[float]]:
             return Task.model_validate(reply["result"])
 
         for i in range(repeat + 2):
-            message = Message(role="user", parts=[Part.of_text("a 1 MB report, please")])
+            message = Message(role="user", parts=[Part.of_text("a report, please")])
             started = time.perf_counter()
             task = send(message, new_id())
-            assert len(task.artifacts[0].parts[0].text or "") == ARTIFACT_BYTES
+            assert len(task.artifacts[0].parts[0].text or "") == size
             plain = time.perf_counter() - started
             started = time.perf_counter()
             task_id = new_id()
             channel = Channel.open_to(offer, task_id)
             task = send(channel.seal_message(message), task_id)
-            assert len(channel.open_artifacts(task.artifacts)[0].parts[0].text or "") == ARTIFACT_BYTES
+            assert len(channel.open_artifacts(task.artifacts)[0].parts[0].text or "") == size
             sealed = time.perf_counter() - started
             if i >= 2:  # warm-up rounds left out
                 plain_s.append(plain)
@@ -112,19 +114,18 @@ def round_trips(repeat: int) -> tuple[list[float], list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=100)
     args = parser.parse_args()
     print("| payload | raw AES-256-GCM, MB/s | sealed envelope (AES-GCM + JSON + base64url), MB/s |")
     print("|---|---:|---:|")
     for label, raw, sealed in throughput(args.repeat):
         print(f"| {label} | {raw:,.0f} | {sealed:,.0f} |")
-    plain, sealed = round_trips(args.repeat)
-    p50_plain, p50_sealed = statistics.median(plain), statistics.median(sealed)
     print()
-    print("| round trip with a 1 MB artifact (tasks/send) | p50 ms | ratio |")
-    print("|---|---:|---:|")
-    print(f"| plaintext | {p50_plain * 1e3:.1f} | 1.00 |")
-    print(f"| end-to-end encrypted | {p50_sealed * 1e3:.1f} | {p50_sealed / p50_plain:.3f} |")
+    print("| round trip (tasks/send, loopback), artifact | plaintext p50 ms | end-to-end encrypted p50 ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for label, size in ROUND_TRIPS.items():
+        plain, sealed = (statistics.median(times) for times in round_trips(args.repeat, size))
+        print(f"| {label} | {plain * 1e3:.2f} | {sealed * 1e3:.2f} | {sealed / plain:.3f} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from contractor_agent.rpc import RpcHandler, StreamReply
 from contractor_agent.store import TaskStore
 from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
+from shared.runtime import jsonio
 from shared.runtime.observability import MeteredRoute, MetricsMiddleware
 from shared.security.auth import AuthError
 from shared.security.channel import token_caller
@@ -47,9 +47,7 @@ async def read_bounded(request: Request, limit: int) -> bytes:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json", headers=headers
-    )
+    return Response(jsonio.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 def create_app(
@@ -150,4 +148,4 @@ def create_app(
 
 async def _sse(reply: StreamReply) -> AsyncIterator[dict[str, str]]:
     async for event in reply.events:
-        yield {"data": json.dumps(event, separators=(",", ":"))}
+        yield {"data": jsonio.dumps_text(event)}

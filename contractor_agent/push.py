@@ -10,7 +10,6 @@ signing key, each notification carries a JWT over its exact body (`shared.securi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.a2a.dialects import Dialect
 from shared.a2a.models import PushNotificationConfig, Task
 from shared.a2a.wire import render_task
+from shared.runtime import jsonio
 from shared.security.net_policy import (
     AddressRefused,
     ConnectionRefusedByPolicy,
@@ -139,7 +139,7 @@ class PushNotifier:
         except AddressRefused as refused:
             log.warning("push not sent: %s", refused)
             return False
-        body = json.dumps(render_task(delivery.task, delivery.dialect)).encode()
+        body = jsonio.dumps(render_task(delivery.task, delivery.dialect))
         headers = self.headers(delivery.config)
         if self.signing_key is not None:
             headers[SIGNATURE_HEADER] = sign_notification(body, delivery.task.id, self.signing_key)

@@ -36,6 +36,7 @@ from shared.a2a.models import (
     new_id,
 )
 from shared.a2a.v1 import artifact_from_v1, message_from_v1, message_to_v1, status_from_v1, task_from_v1
+from shared.runtime import jsonio
 
 MAX_EVENTS = 10_000
 
@@ -85,7 +86,11 @@ class A2AClient:
     ) -> None:
         self.endpoint = endpoint
         self.dialect = endpoint.dialect
-        self.headers = {**(headers or {}), **({"A2A-Version": "1.0"} if self.dialect is Dialect.V1_0 else {})}
+        self.headers = {
+            "Content-Type": "application/json",
+            **(headers or {}),
+            **({"A2A-Version": "1.0"} if self.dialect is Dialect.V1_0 else {}),
+        }
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=timeout_s)
         self.timeout_s = timeout_s
@@ -141,7 +146,7 @@ class A2AClient:
     ) -> AsyncIterator[Event]:
         body = self._body(_METHODS[self.dialect][1], self._send_params(message, skill, metadata))
         async with self.http.stream(
-            "POST", self.endpoint.url, json=body, timeout=self.timeout_s, headers=self.headers
+            "POST", self.endpoint.url, content=jsonio.dumps(body), timeout=self.timeout_s, headers=self.headers
         ) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 self._result(self._json(await response.aread()))
@@ -188,7 +193,10 @@ class A2AClient:
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         response = await self.http.post(
-            self.endpoint.url, json=self._body(method, params), timeout=self.timeout_s, headers=self.headers
+            self.endpoint.url,
+            content=jsonio.dumps(self._body(method, params)),
+            timeout=self.timeout_s,
+            headers=self.headers,
         )
         return self._result(self._json(response.content))
 

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 
+from shared.runtime import jsonio
+
 
 def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
     def pragmas(dbapi_connection: Any, record: Any) -> None:
@@ -29,9 +31,11 @@ def open_database(url: str, metadata: MetaData, durable_commits: bool = False) -
         path = url.removeprefix("sqlite:///")
         if path and path != url and not path.startswith(":memory:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 5}, json_serializer=jsonio.dumps_text
+        )
         event.listen(engine, "connect", _sqlite_pragmas("FULL" if durable_commits else "NORMAL"))
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=jsonio.dumps_text)
     metadata.create_all(engine)
     return engine

@@ -21,7 +21,6 @@ opened on a channel is no one else's to read, even on a contractor without API k
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import json
 import time
@@ -30,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
+import pybase64
 import rfc8785
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.a2a.models import Artifact, Message, Part
+from shared.runtime import jsonio
 from shared.security.keys import b64url, raw_public, unb64url, x25519_from_text
 
 E2E_EXTENSION_URI = "urn:coalesce:e2e:v1"
@@ -200,13 +201,11 @@ class Channel:
             "final": final,
         }
         nonce = NONCE_PREFIX[self.sends] + self.next_sent.to_bytes(8, "big")
-        plaintext = json.dumps(
-            payload, separators=(",", ":")
-        ).encode()  # canonical form only where it is signed: the AAD
+        plaintext = jsonio.dumps(payload)  # canonical form only where it is signed: the AAD
         ciphertext = self._aead[self.sends].encrypt(nonce, plaintext, rfc8785.dumps(cast(Any, header)))
         self.next_sent += 1
         self.closed = final
-        return {**header, "ct": binascii.b2a_base64(ciphertext, newline=False).decode("ascii")}
+        return {**header, "ct": pybase64.b64encode_as_string(ciphertext)}
 
     def open(self, envelope: dict[str, Any]) -> dict[str, Any]:
         header = _header(envelope)
@@ -222,7 +221,7 @@ class Channel:
         if header["seq"] > self.next_received:
             raise ChannelError("reordered", f"sequence {header['seq']} arrived before {self.next_received}")
         try:
-            ciphertext = binascii.a2b_base64(envelope.get("ct", ""), strict_mode=True)
+            ciphertext = pybase64.b64decode(envelope.get("ct", ""), validate=True)
         except (ValueError, TypeError):
             raise ChannelError("malformed", "the ciphertext is not base64") from None
         if len(ciphertext) < 16:

@@ -135,6 +135,12 @@ def test_channel_refuses_tampering_replay_reordering_truncation_and_the_wrong_ke
         server.open({**third, "ct": third["ct"][:8]})
     assert refused.value.reason == "truncated"
     server.open(third)  # the refusals above consumed nothing
+    fourth = client.seal({"parts": []})
+    for ct in ("!" * 24, fourth["ct"][:8] + "\n" + fourth["ct"][8:], fourth["ct"] + "=", 12):
+        with pytest.raises(ChannelError) as refused:
+            server.open({**fourth, "ct": ct})
+        assert refused.value.reason == "malformed", ct
+    server.open(fourth)
 
     artifacts = server.seal_artifacts([])
     not_final = {**artifacts.parts[0].data["coalesceE2e"], "final": False}  # the end marker stripped
