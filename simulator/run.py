@@ -31,7 +31,7 @@ import numpy as np
 
 from shared.economics.decision.engine import DecisionEngine
 from shared.economics.decision.problem import Candidates, Choice, DecisionConfig, LocalOption, Problem
-from shared.economics.decision.strategies import make_strategy
+from shared.economics.decision.strategies import LocalOnly, make_strategy
 from shared.economics.decision.weights import MarketSignals, outcome_reward
 from shared.economics.reputation import ReputationConfig, decay_factor
 from shared.economics.skills import CompatibilityWeights, compatibility
@@ -218,12 +218,7 @@ def simulate_runs(configs: list[RunConfig]) -> list[dict[str, Tally]]:
     every run in one batch. Every run has its own market, learning and scores."""
     first = configs[0]
     markets = [Market(c.market, c.clients, c.contractors, c.seed, c.outcomes) for c in configs]
-    agents: dict[str, Any] = {
-        name: [ReferenceRule(m, c.seed) for m, c in zip(markets, configs, strict=True)]
-        if name == "reference-code"
-        else EngineAgent(name, first, markets)
-        for name in first.strategies
-    }
+    agents = {name: _agent(name, configs, markets) for name in first.strategies}
     tallies = [{name: Tally() for name in first.strategies} for _ in configs]
     hours = round(first.days * 24)
     for hour in range(hours):
@@ -243,6 +238,25 @@ def simulate_runs(configs: list[RunConfig]) -> list[dict[str, Tally]]:
 
 def simulate(config: RunConfig) -> dict[str, Tally]:
     return simulate_runs([config])[0]
+
+
+class LocalBaseline:
+    """The all-local baseline (the engine's `local-only`): every task runs on the client's machine, so there is
+    nothing to evaluate or learn."""
+
+    def decide(self, step: Step, stream: np.ndarray) -> SimpleNamespace:
+        batch = len(step)
+        return SimpleNamespace(
+            hire=np.full(batch, -1), exploration=np.zeros(batch, dtype=bool), score=np.full(batch, np.nan)
+        )
+
+
+def _agent(name: str, configs: list[RunConfig], markets: list[Market]) -> Any:
+    if name == "reference-code":
+        return [ReferenceRule(m, c.seed) for m, c in zip(markets, configs, strict=True)]
+    if name == LocalOnly.name:
+        return LocalBaseline()
+    return EngineAgent(name, configs[0], markets)
 
 
 def _decide(agent: Any, step: Step, stream: np.ndarray) -> Any:

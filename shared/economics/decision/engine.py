@@ -28,7 +28,7 @@ from shared.economics.decision.problem import (
     best_among,
     criteria_matrix,
 )
-from shared.economics.decision.topsis import BENEFIT, masked_topsis
+from shared.economics.decision.topsis import BENEFIT, DecisionError, masked_topsis
 from shared.economics.decision.weights import WeightLearner, market_weights, masked_correlation_weights, outcome_reward
 from shared.economics.reputation import ReputationBook, ReputationConfig
 
@@ -56,6 +56,7 @@ def nash_price(client_reservation: float, contractor_floor: float, client_power:
 
 class Strategy(Protocol):
     name: str
+    hindsight: bool  # evaluates with the true success probabilities (Problem.true_reliability), not estimates
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice: ...
 
@@ -191,7 +192,7 @@ class DecisionEngine:
         )
 
     def choose(self, problem: Problem) -> Choice:
-        evaluation = self.evaluate(problem)
+        evaluation = self.evaluate(problem, reliability=self._truth(problem) if self.strategy.hindsight else None)
         if len(problem.candidates) == 0:  # nothing to hire: every problem stays local
             batch = problem.batch
             nothing = np.full(batch, np.nan)
@@ -207,6 +208,12 @@ class DecisionEngine:
                 nothing,
             )
         return self.strategy.choose(evaluation, self)
+
+    @staticmethod
+    def _truth(problem: Problem) -> np.ndarray:
+        if problem.true_reliability is None:
+            raise DecisionError("a strategy in hindsight needs the true reliabilities")
+        return np.broadcast_to(np.asarray(problem.true_reliability, dtype=np.float64), problem.candidates.price.shape)
 
     def learn(self, evaluation: Evaluation, rows: Any, hired: Any, rewards: Any) -> None:
         """Weight learning (13) from outcomes: problem `rows[k]` hired candidate `hired[k]` and earned

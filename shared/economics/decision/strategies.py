@@ -31,6 +31,7 @@ class LocalOnly:
     """The baseline: everything runs on the client's machine."""
 
     name = "local-only"
+    hindsight = False
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         batch = evaluation.scores.shape[0]
@@ -58,6 +59,7 @@ def _paper_rule(evaluation: Evaluation, engine: DecisionEngine, name: str) -> Ch
 
 class PaperDeterministic:
     name = "paper-deterministic"
+    hindsight = False
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         return _paper_rule(evaluation, engine, self.name)
@@ -70,6 +72,7 @@ class PaperEpsilonGreedy:
     the contractor's success probability times the value at stake (what knowing it better is worth)."""
 
     name = "paper-epsilon-greedy"
+    hindsight = False
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         config, problem = engine.config, evaluation.problem
@@ -123,6 +126,7 @@ class UCB1:
     p̂ + c √(ln N / n); a contractor never hired counts as perfect until tried (no cold start)."""
 
     name = "ucb1"
+    hindsight = False
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         problem = evaluation.problem
@@ -155,6 +159,7 @@ class ThompsonSampling:
     """Each contractor's success probability is drawn from its Beta posterior; the draw decides."""
 
     name = "thompson"
+    hindsight = False
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         problem = evaluation.problem
@@ -171,18 +176,15 @@ class Oracle:
     local and all candidates (skill filter included). For evaluation only: regret is measured against it."""
 
     name = "oracle"
+    hindsight = True  # the engine evaluates with the truth
 
     def choose(self, evaluation: Evaluation, engine: DecisionEngine) -> Choice:
         problem = evaluation.problem
-        if problem.true_reliability is None:
-            raise DecisionError("the oracle needs the true reliabilities")
-        truth = np.broadcast_to(np.asarray(problem.true_reliability, dtype=np.float64), evaluation.scores.shape)
-        known = engine.evaluate(problem, reliability=truth, eligible=evaluation.eligible)
-        rows = np.arange(len(truth))
-        best = best_among(-known.matrix[..., 0], known.eligible)
-        cheaper = known.matrix[rows, np.maximum(best, 0), 0] < problem.expected_local_cost
+        rows = np.arange(evaluation.scores.shape[0])
+        best = best_among(-evaluation.matrix[..., 0], evaluation.eligible)
+        cheaper = evaluation.matrix[rows, np.maximum(best, 0), 0] < problem.expected_local_cost
         hire = np.where(cheaper | ~problem.local_available, best, -1)
-        return engine.choice(self.name, known, hire, np.where(hire >= 0, ORACLE_HIRE, ORACLE_LOCAL))
+        return engine.choice(self.name, evaluation, hire, np.where(hire >= 0, ORACLE_HIRE, ORACLE_LOCAL))
 
 
 # The one registry of strategies, by name. LIVE_STRATEGIES: those a live client can run (the oracle needs the truth).

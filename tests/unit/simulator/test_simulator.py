@@ -11,13 +11,25 @@ import pytest
 
 from simulator.market import SPECS, Market
 from simulator.reference import ReferenceRule, minmax_topsis
-from simulator.run import RunConfig, metrics, simulate
+from simulator.run import EngineAgent, LocalBaseline, RunConfig, merge, metrics, simulate
 
 
 @pytest.fixture(scope="module")
 def three_days() -> dict:
     config = RunConfig("t", clients=8, contractors=16, days=3, seed=11)
     return {r["strategy"]: r for r in metrics(config, simulate(config))}
+
+
+def test_the_local_baseline_decides_as_the_engines_local_only_strategy():
+    config = RunConfig("t", clients=8, contractors=16, days=1, seed=5)
+    markets = [Market(config.market, config.clients, config.contractors, seed, config.outcomes) for seed in (5, 6)]
+    engine = EngineAgent("local-only", config, markets)
+    for hour in (9, 14):
+        step, stream = merge([market.step(hour) for market in markets])
+        assert len(step) > 0
+        expected, baseline = engine.decide(step, stream), LocalBaseline().decide(step, stream)
+        for name in ("hire", "exploration", "score"):
+            np.testing.assert_array_equal(getattr(baseline, name), getattr(expected, name))
 
 
 def test_every_market_parameter_has_a_source():
