@@ -40,7 +40,8 @@ class DecisionConfig:
 
 
 def _batch(value: Any, batch: int, dtype: Any = np.float64) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value, dtype=dtype), (batch,)).copy()
+    """`value` (a scalar or B values) as B values; read-only (a view where no conversion was needed)."""
+    return np.broadcast_to(np.asarray(value, dtype=dtype), (batch,))
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,16 @@ class Problem:
     def expected_local_cost(self) -> np.ndarray:
         """The local cost at the expected chance of a bad local result."""
         return self.local_cost(self.local.p_failure)
+
+    @cached_property
+    def price_and_overhead(self) -> np.ndarray:
+        """(B, n): the parts of each candidate's external cost (6) that no estimate of its reliability changes."""
+        return self.candidates.price + self.candidates.overhead
+
+    @cached_property
+    def delay_penalty(self) -> np.ndarray:
+        """(B, n): each candidate's delay penalty against the problem's deadline."""
+        return self.latency_penalty(self.candidates.latency_s)
 
     @property
     def local_learnt(self) -> bool:
@@ -314,12 +325,8 @@ def criteria_matrix(problem: Problem, reliability: np.ndarray) -> np.ndarray:
     success probabilities (posterior means, optimistic bounds, samples or the truth)."""
     c = problem.candidates
     stake = problem.column(problem.value_at_stake)[:, None]
-    cost = (
-        c.price
-        + c.overhead
-        + risk_cost(stake, 1.0 - reliability, c.p_security, c.p_quality)
-        + problem.latency_penalty(c.latency_s)
-    )
+    cost = problem.price_and_overhead + risk_cost(stake, 1.0 - reliability, c.p_security, c.p_quality)
+    cost += problem.delay_penalty
     return np.swapaxes(np.stack([cost, reliability, c.latency_s, c.p_security], axis=1), 1, 2)  # a (B, n, 4) view
 
 

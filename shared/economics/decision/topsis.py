@@ -15,12 +15,18 @@ class DecisionError(ValueError):
     """A decision input that has no defined answer (shapes that do not fit, NaN, negative weights)."""
 
 
+def masked_columns(matrix: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(B, c, n), contiguous (reductions over the candidates run over contiguous memory): each problem's criteria
+    of the candidates in `mask`, 0 for the others. Free of a copy when `matrix` is a (B, c, n) array seen as
+    (B, n, c), as `criteria_matrix` makes it."""
+    return np.where(mask[:, None, :], np.ascontiguousarray(np.swapaxes(matrix, 1, 2)), 0.0)
+
+
 def masked_topsis(matrix: np.ndarray, weights: np.ndarray, benefit: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """TOPSIS closeness for a batch: matrix (B, n, c), weights (B, c) summing to 1, mask (B, n) of the
     alternatives that take part; the others score NO_SCORE. Inputs are trusted (see `topsis`)."""
-    columns = np.ascontiguousarray(np.swapaxes(matrix, 1, 2))  # (B, c, n): reductions run over contiguous memory
+    cells = masked_columns(matrix, mask)
     m = mask[:, None, :]
-    cells = np.where(m, columns, 0.0)
     norms = np.sqrt(np.einsum("bcn,bcn->bc", cells, cells))
     scale = np.divide(weights, norms, out=np.zeros_like(weights), where=norms > 0)
     weighted = cells * scale[:, :, None]  # vector-normalised, then weighted

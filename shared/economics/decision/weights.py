@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.economics.decision.topsis import CRITERIA
+from shared.economics.decision.topsis import CRITERIA, masked_columns
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ def market_weights(signals: MarketSignals, historical: np.ndarray, beta: float, 
 
 def masked_correlation_weights(matrix: np.ndarray, weights: np.ndarray, alpha: float, mask: np.ndarray) -> np.ndarray:
     """Eq. (11) for a batch: matrix (B, n, c), weights (B, c), mask (B, n)."""
-    columns = np.ascontiguousarray(np.swapaxes(matrix, 1, 2))  # (B, c, n)
+    cells = masked_columns(matrix, mask)  # (B, c, n)
     m = mask[:, None, :]
     count = mask.sum(axis=1)
-    mean = np.where(m, columns, 0.0).sum(axis=2) / np.maximum(count, 1)[:, None]
-    centred = np.where(m, columns - mean[:, :, None], 0.0)
+    mean = cells.sum(axis=2) / np.maximum(count, 1)[:, None]
+    centred = np.where(m, cells - mean[:, :, None], 0.0)
     spread = np.sqrt(np.einsum("bcn,bcn->bc", centred, centred))
-    scale = np.maximum(np.abs(np.where(m, columns, 0.0)).max(axis=2, initial=0.0), 1e-300)
+    scale = np.maximum(np.abs(cells).max(axis=2, initial=0.0), 1e-300)
     varying = (spread > 1e-12 * scale) & (count >= 3)[:, None]
     standard = np.divide(centred, spread[:, :, None], out=np.zeros_like(centred), where=varying[:, :, None])
     rho = np.einsum("bin,bjn->bij", standard, standard)  # Pearson's ρ between varying criteria, 0 otherwise
