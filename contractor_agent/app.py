@@ -19,7 +19,7 @@ from contractor_agent.store import TaskStore
 from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
 from shared.runtime import jsonio
-from shared.runtime.observability import MeteredRoute, MetricsMiddleware
+from shared.runtime.observability import FASTAPI_TELEMETRY, MeteredRoute, MetricsMiddleware
 from shared.security.auth import AuthError
 from shared.security.channel import token_caller
 from shared.security.net_policy import Resolver, system_resolve
@@ -94,7 +94,13 @@ def create_app(
         if notifier is not None:
             await notifier.close()
 
-    app = FastAPI(title=f"COALESCE contractor: {card.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=f"COALESCE contractor: {card.name}",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)

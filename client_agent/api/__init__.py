@@ -20,7 +20,7 @@ from client_agent.api.mcp import MCP_PATH, McpFace
 from client_agent.errors import ClientError, Conflict, Invalid, NotFound, Overloaded
 from client_agent.service import ClientService
 from contractor_agent.app import CARD_PATHS
-from shared.runtime.observability import MetricsMiddleware
+from shared.runtime.observability import FASTAPI_TELEMETRY, MetricsMiddleware
 from shared.security.auth import ApiKeys, AuthError
 
 PUBLIC_PATHS = frozenset({"/health", "/metrics", *CARD_PATHS})
@@ -65,6 +65,7 @@ def create_app(
         lifespan=lifespan,
         dependencies=[Depends(require_key)],
         description="Submit tasks; COALESCE decides per subtask whether to hire a contractor over A2A.",
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.service = service
     app.state.results_dir = results_dir

@@ -118,13 +118,11 @@ def dynamic_price(base_usd: Any, alpha: Any, demand: Any, available: Any, total:
     demand = tasks running or waiting, available = free worker slots, total = all slots. An idle contractor
     quotes P_base (1 - alpha); a saturated one with a queue quotes more than P_base.
     """
-    if np.any(np.asarray(total) <= 0):
+    if np.any(np.asarray(total) <= 0) if isinstance(total, np.ndarray) else total <= 0:
         raise ValueError("total capacity must be positive")
     # (7) P_j(T) = P_base × (1 + α × (D_current − S_available) / S_total) × β_complexity(T)
-    price = np.maximum(
-        0.0, np.asarray(base_usd) * (1.0 + np.asarray(alpha) * (np.asarray(demand) - available) / total) * complexity
-    )
-    return float(price) if np.ndim(price) == 0 else price
+    price = base_usd * (1.0 + alpha * (demand - available) / total) * complexity
+    return np.maximum(0.0, price) if isinstance(price, np.ndarray) else max(0.0, float(price))
 
 
 def usage_charge(price: Price, input_tokens: int, output_tokens: int, compute_seconds: float) -> float:
