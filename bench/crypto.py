@@ -2,7 +2,7 @@
 
     python bench/crypto.py [--repeat 100]
 
-1. Sealing and opening one envelope (AES-256-GCM plus the envelope's JSON and base64url) of 1 KB, 64 KB and 1 MB,
+1. Sealing and opening one envelope (AES-256-GCM plus the envelope's JSON and base64) of 1 KB, 64 KB and 1 MB,
    in MB/s; raw AES-256-GCM alone beside it.
 2. Round trips through a real contractor (its own server thread on 127.0.0.1, over HTTP) whose worker answers a
    short request with a text artifact of 1 MB, or of 100 bytes (a small message); plaintext `tasks/send` against
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=100)
     args = parser.parse_args()
-    print("| payload | raw AES-256-GCM, MB/s | sealed envelope (AES-GCM + JSON + base64url), MB/s |")
+    print("| payload | raw AES-256-GCM, MB/s | sealed envelope (AES-GCM + JSON + base64), MB/s |")
     print("|---|---:|---:|")
     for label, raw, sealed in throughput(args.repeat):
         print(f"| {label} | {raw:,.0f} | {sealed:,.0f} |")

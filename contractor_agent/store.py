@@ -15,10 +15,11 @@ from typing import Any, Protocol
 from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, func, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from shared.a2a.models import Task
+from shared.runtime import jsonio
 from shared.runtime.database import open_database
 from shared.security.channel import MAX_SEEN_CHANNELS, REPLAY_WINDOW_S, replayed, too_many_channels
 
@@ -74,9 +75,13 @@ class SqlTaskStore:
     def __init__(self, url: str) -> None:
         self.engine = open_database(url, metadata, durable_commits=True)
         upsert = (postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(tasks)
-        self._upsert = upsert.on_conflict_do_update(
+        compiled = upsert.on_conflict_do_update(
             index_elements=["id"], set_={c.name: upsert.excluded[c.name] for c in tasks.columns if c.name != "id"}
-        )
+        ).compile(dialect=self.engine.dialect)
+        # compiled once: each batch goes to the database driver as it is (SQLAlchemy's per-statement machinery holds
+        # the interpreter lock the event loop needs); positional drivers (SQLite) take tuples in this order
+        self._upsert_sql = compiled.string
+        self._upsert_order = list(compiled.positiontup or ()) if compiled.positional else None
         if "owner" not in {c["name"] for c in inspect(self.engine).get_columns(tasks.name)}:
             with self.engine.begin() as db:  # a database written before tasks had owners: its tasks stay anonymous
                 db.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN owner VARCHAR(64)"))
@@ -115,7 +120,8 @@ class SqlTaskStore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop to call back: commit now
-            self._commit({task_id: row})
+            with self.engine.connect() as db:
+                self._commit(db, {task_id: row})
             return
         with self._lock:
             if self._writer is None:
@@ -128,33 +134,52 @@ class SqlTaskStore:
             self._lock.notify()
 
     def _write(self) -> None:
-        """The writer thread: one transaction per batch, then the callbacks of what it made durable."""
-        while True:
-            with self._lock:
-                while not self._pending and not self._closing:
-                    self._lock.wait()
-                if not self._pending:
-                    return
-                batch, self._pending, upto = self._pending, {}, self._written
+        """The writer thread, on a connection of its own: one transaction per batch, then the callbacks of what it
+        made durable."""
+        db: Connection | None = None
+        try:
             while True:
-                try:
-                    self._commit(batch)
-                    break
-                except SQLAlchemyError:
-                    log.exception("task store: commit of %d writes failed; retrying", len(batch))
-                    time.sleep(0.5)
-            assert self._loop is not None
-            with contextlib.suppress(RuntimeError):  # the loop is gone (the process is stopping)
-                self._loop.call_soon_threadsafe(self._made_durable, upto)
+                with self._lock:
+                    while not self._pending and not self._closing:
+                        self._lock.wait()
+                    if not self._pending:
+                        return
+                    batch, self._pending, upto = self._pending, {}, self._written
+                while True:
+                    try:
+                        db = db or self.engine.connect()
+                        self._commit(db, batch)
+                        break
+                    except SQLAlchemyError:
+                        log.exception("task store: commit of %d writes failed; retrying", len(batch))
+                        self._discard(db)
+                        db = None
+                        time.sleep(0.5)
+                assert self._loop is not None
+                with contextlib.suppress(RuntimeError):  # the loop is gone (the process is stopping)
+                    self._loop.call_soon_threadsafe(self._made_durable, upto)
+        finally:
+            self._discard(db)
 
-    def _commit(self, batch: dict[str, dict[str, Any] | None]) -> None:
-        rows = [row for row in batch.values() if row is not None]
+    @staticmethod
+    def _discard(db: Connection | None) -> None:
+        if db is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                db.close()
+
+    def _commit(self, db: Connection, batch: dict[str, dict[str, Any] | None]) -> None:
+        rows = [self._driver_row(row) for row in batch.values() if row is not None]
         gone = [task_id for task_id, row in batch.items() if row is None]
-        with self.engine.begin() as db:
+        with db.begin():
             if rows:
-                db.execute(self._upsert, rows)
+                db.exec_driver_sql(self._upsert_sql, rows)
             if gone:
                 db.execute(delete(tasks).where(tasks.c.id.in_(gone)))
+
+    def _driver_row(self, row: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """A row as the driver takes it: JSON columns as text, in the order of a positional statement."""
+        values = {**row, "task": jsonio.dumps_text(row["task"]), "push_configs": jsonio.dumps_text(row["push_configs"])}
+        return values if self._upsert_order is None else tuple(values[name] for name in self._upsert_order)
 
     def _made_durable(self, upto: int) -> None:
         self._durable = max(self._durable, upto)

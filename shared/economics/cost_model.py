@@ -118,7 +118,7 @@ def dynamic_price(base_usd: Any, alpha: Any, demand: Any, available: Any, total:
     demand = tasks running or waiting, available = free worker slots, total = all slots. An idle contractor
     quotes P_base (1 - alpha); a saturated one with a queue quotes more than P_base.
     """
-    if np.any(np.asarray(total) <= 0) if isinstance(total, np.ndarray) else total <= 0:
+    if np.any(total <= 0) if isinstance(total, np.ndarray) else total <= 0:  # no numpy for a single quote
         raise ValueError("total capacity must be positive")
     # (7) P_j(T) = P_base × (1 + α × (D_current − S_available) / S_total) × β_complexity(T)
     price = base_usd * (1.0 + alpha * (demand - available) / total) * complexity

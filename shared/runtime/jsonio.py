@@ -1,7 +1,7 @@
 """The services' JSON encoder: orjson (on a 1 MB body about 40 times the standard library's speed here), with the
 standard library for the values orjson refuses (integers beyond 64 bits, keys that are not strings, numpy
-scalars), so that nothing that encoded before fails now. Output is compact; NaN and infinities become null (the
-standard library writes `NaN`, which is not JSON).
+scalars), so that nothing that encoded before fails now. Output is compact; orjson writes NaN and infinities as
+null (the standard library writes `NaN`, which is not JSON).
 
 Decoding stays with the standard library: orjson reads an integer beyond 64 bits as a float, so a number would
 change in transit.
