@@ -64,10 +64,10 @@ class SkillResult:
         return f"{self.skill:<28} {self.score:.3f} on {len(self.grades)} {self.benchmark} items{problems}"
 
     def attested(self) -> AttestedSkill | None:
-        if self.benchmark is None or not self.grades:
+        if self.benchmark is None or self.score is None:
             return None
         benchmark = f"coalesce-{self.benchmark}-{BENCHMARK_VERSION}"
-        return AttestedSkill(self.skill, sum(self.grades) / len(self.grades), benchmark, len(self.grades))
+        return AttestedSkill(self.skill, self.score, benchmark, len(self.grades))
 
 
 def suite_for(skill: AgentSkill) -> str | None:

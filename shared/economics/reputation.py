@@ -159,8 +159,8 @@ class ReputationBook:
         for evidence in self._records(agent, skill):
             for name, count in evidence.sources.items():
                 sources[name] = sources.get(name, 0) + count
-        if self._attested_counts(agent, skill):
-            sources["attestation"] = len(self._attested_counts(agent, skill))
+        if attested := self._attested_counts(agent, skill):
+            sources["attestation"] = len(attested)
         return Competence(a / (a + b), float(low), float(high), self.observations(agent, skill), sources)
 
     def skills(self, agent: str) -> list[str]:
