@@ -83,7 +83,7 @@ class ExchangeWorker(StatelessWorker):
                 after = 0
             else:  # the caller answers the input a subtask asked for
                 task_id = existing["id"]
-                after = self.service.store.last_event_seq(task_id)
+                after = self.service.events.last_seq  # what follows the answer
                 self.service.answer(task_id, _answer(request))
         except ClientError as error:
             raise WorkerError(error.message) from None

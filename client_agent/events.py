@@ -1,5 +1,5 @@
-"""Task events: each appended to the store (so a reader can resume with `Last-Event-ID`), then offered to live
-readers of that task and of the whole market through bounded topics (`shared.runtime.pubsub`)."""
+"""Task events: each numbered and appended to the store (so a reader can resume with `Last-Event-ID`), then offered
+to live readers of that task and of the whole market through bounded topics (`shared.runtime.pubsub`)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,13 @@ class EventBus:
         self.max_subscribers = max_subscribers
         self._tasks: dict[str, Topic[Event]] = {}
         self._market: Topic[Event] = Topic(max_subscribers)  # readers of every task's events (the dashboard)
+        self.last_seq = store.last_event_seq()  # the latest event's number (one client per database)
 
     def publish(self, task_id: str, kind: EventKind, data: dict[str, Any]) -> None:
-        seq = self.store.append_event(task_id, kind.value, data)
-        event = {"seq": seq, "kind": kind.value, "data": data, "at": time.time()}
+        self.last_seq += 1
+        at = time.time()
+        event = {"seq": self.last_seq, "kind": kind.value, "data": data, "at": at}
+        self.store.append_event(self.last_seq, task_id, kind.value, data, at)
         topic = self._tasks.get(task_id)
         if topic is not None:
             topic.publish(event)

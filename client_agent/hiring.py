@@ -267,17 +267,20 @@ class Hirer:
         message = work_message(run.spec, modes).model_copy(update={"message_id": remote_id})
         streaming = contractor.card.capabilities.streaming
         task_ids: dict[str, Any] = {}  # the task id and context id, once the contractor named them
+        answered = False
         while True:
             if channel is not None:
                 message = channel.seal_message(message)
-            reply = await self._exchange(run, client, message.model_copy(update=task_ids), skill, streaming, channel)
+            reply, whole = await self._exchange(
+                run, client, message.model_copy(update=task_ids), skill, streaming, channel
+            )
             if isinstance(reply, Message):  # a direct answer: the work is done and there is no task to ask for
                 task = as_task(reply)
                 break
             task_ids = {"task_id": reply.id, "context_id": reply.context_id or None}
             state = reply.status.state
-            if state is TaskState.COMPLETED:
-                task = await client.get(reply.id)
+            if state is TaskState.COMPLETED:  # after an input round, a stream may not repeat the earlier artifacts
+                task = reply if whole and not answered else await client.get(reply.id)
                 break
             if state is not TaskState.INPUT_REQUIRED:
                 task = await client.get(reply.id)
@@ -286,6 +289,7 @@ class Hirer:
                     ErrorCode.INVALID_AGENT_RESPONSE, f"the contractor's task ended {state.value}: {why}"[:300]
                 )
             message = await self.progress.wait_for_input(run)
+            answered = True
         billing = task.metadata.get("coalesce")
         billing = billing if isinstance(billing, dict) else {}
         if contractor.operator_price_usd is not None:  # an agent that bills nothing: its operator's price
@@ -300,20 +304,37 @@ class Hirer:
         skill: str | None,
         streaming: bool,
         channel: Channel | None,
-    ) -> Task | Message:
-        """One message to the contractor: the task as its last event left it, or a direct answer."""
+    ) -> tuple[Task | Message, bool]:
+        """One message to the contractor: the task as its events left it, or a direct answer; and whether that task
+        is whole (its artifacts and its bill all came with it: no need to ask for the task again). A stream's task is
+        whole when its final event carries the contractor's bill and no artifact came in chunks."""
         metadata = {"coalesce": {"clientTaskId": run.task_id}}
         events = client.stream(message, skill, metadata) if streaming else _one(client.send(message, skill, metadata))
         task: Task | None = None
+        whole = partial = False  # partial: an artifact came in chunks, or before the task
         async for event in events:
             if isinstance(event, Message):
-                return event
+                return event, True
             if isinstance(event, TaskArtifactUpdateEvent):
                 self.progress.publish(run, EventKind.CONTRACTOR, artifact=event.artifact.name)
+                partial = partial or bool(event.append) or task is None
+                if task is not None:
+                    task.artifacts.append(event.artifact)
                 continue
             if isinstance(event, TaskStatusUpdateEvent):
+                bill = (event.metadata or {}).get("coalesce")
+                whole = isinstance(bill, dict) and not partial  # the bill comes with the final state
                 context_id = event.context_id or (task.context_id if task else "")
-                event = Task(id=event.task_id, context_id=context_id, status=event.status)
+                artifacts = task.artifacts if task else []
+                event = Task(
+                    id=event.task_id,
+                    context_id=context_id,
+                    status=event.status,
+                    artifacts=artifacts,
+                    metadata={"coalesce": bill} if isinstance(bill, dict) else {},
+                )
+            else:
+                whole = True  # the task itself, as the contractor keeps it
             task = event
             self._named(run, task.id)
             self.progress.publish(run, EventKind.CONTRACTOR, state=task.status.state.value)
@@ -321,7 +342,7 @@ class Hirer:
                 self.progress.ask(run, _reveal(channel, task.status.message))
         if task is None:
             raise A2AError(ErrorCode.INVALID_AGENT_RESPONSE, "the contractor's stream ended without a task")
-        return task
+        return task, whole
 
     def _named(self, run: SubtaskRun, task_id: str) -> None:
         """The contractor's task of this hire is `task_id`: kept (to cancel it, even after a restart) and logged."""

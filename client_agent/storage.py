@@ -4,7 +4,6 @@ engine's learned state survive a restart."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     insert,
     inspect,
@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from shared.runtime.database import open_database
+from shared.runtime.database import DriverStatement, open_database
 
 metadata = MetaData()
 
@@ -114,6 +114,19 @@ engine_state = Table(
 )
 
 
+# the statements a task runs many times, built once (their compiled form is cached by SQLAlchemy; a statement built
+# per call is hashed again each time)
+_task_by_id = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_subtasks_of = select(subtasks).where(subtasks.c.task_id == bindparam("task_id")).order_by(subtasks.c.position)
+_update_task = update(tasks).where(tasks.c.id == bindparam("task_id"))
+_update_subtask = update(subtasks).where(subtasks.c.id == bindparam("subtask_id"))
+_settled = select(settlements.c.transaction_id).where(
+    settlements.c.subtask_id == bindparam("subtask_id"),
+    settlements.c.attempt == bindparam("attempt"),
+    settlements.c.kind == bindparam("step"),
+)
+
+
 def row(mapping: Any) -> dict[str, Any]:
     return dict(mapping._mapping) if mapping is not None else {}
 
@@ -124,6 +137,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = open_database(url, metadata)
         _contractors_keyed_by_key(self.engine)
+        self._insert_event = DriverStatement(insert(events), self.engine)  # the most frequent write
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -205,14 +219,15 @@ class Store:
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                insert(tasks).values(
-                    id=task_id,
-                    idempotency_key=idempotency_key,
-                    status="submitted",
-                    request=request,
-                    created_at=now,
-                    updated_at=now,
-                )
+                insert(tasks),
+                {
+                    "id": task_id,
+                    "idempotency_key": idempotency_key,
+                    "status": "submitted",
+                    "request": request,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
 
     def task_by_key(self, idempotency_key: str) -> dict[str, Any] | None:
@@ -222,10 +237,10 @@ class Store:
 
     def task(self, task_id: str) -> dict[str, Any] | None:
         with self.transaction() as db:
-            found = db.execute(select(tasks).where(tasks.c.id == task_id)).first()
+            found = db.execute(_task_by_id, {"task_id": task_id}).first()
             if found is None:
                 return None
-            parts = db.execute(select(subtasks).where(subtasks.c.task_id == task_id).order_by(subtasks.c.position))
+            parts = db.execute(_subtasks_of, {"task_id": task_id})
             return {**row(found), "subtasks": [row(p) for p in parts]}
 
     def tasks(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -252,46 +267,46 @@ class Store:
 
     def set_task(self, task_id: str, **values: Any) -> None:
         with self.transaction() as db:
-            db.execute(update(tasks).where(tasks.c.id == task_id).values(updated_at=time.time(), **values))
+            db.execute(_update_task, {"task_id": task_id, "updated_at": time.time(), **values})
 
     def add_subtasks(self, task_id: str, specs: list[tuple[str, dict[str, Any]]]) -> None:
         now = time.time()
         with self.transaction() as db:
-            for position, (subtask_id, spec) in enumerate(specs):
-                db.execute(
-                    insert(subtasks).values(
-                        id=subtask_id,
-                        task_id=task_id,
-                        position=position,
-                        status="pending",
-                        spec=spec,
-                        state={},
-                        updated_at=now,
-                    )
-                )
+            db.execute(
+                insert(subtasks),
+                [
+                    {
+                        "id": subtask_id,
+                        "task_id": task_id,
+                        "position": position,
+                        "status": "pending",
+                        "spec": spec,
+                        "state": {},
+                        "updated_at": now,
+                    }
+                    for position, (subtask_id, spec) in enumerate(specs)
+                ],
+            )
 
     def set_subtask(self, subtask_id: str, status: str, state: dict[str, Any]) -> None:
         with self.transaction() as db:
             db.execute(
-                update(subtasks)
-                .where(subtasks.c.id == subtask_id)
-                .values(status=status, state=json.loads(json.dumps(state)), updated_at=time.time())
+                _update_subtask,
+                {"subtask_id": subtask_id, "status": status, "state": state, "updated_at": time.time()},
             )
 
     # ------------------------------------------------------------ events
 
-    def append_event(self, task_id: str, kind: str, data: dict[str, Any]) -> int:
+    def append_event(self, seq: int, task_id: str, kind: str, data: dict[str, Any], at: float) -> None:
+        """The caller numbers events: one client per database, `last_event_seq` at start, then one more each."""
+        row = self._insert_event.params({"seq": seq, "task_id": task_id, "at": at, "kind": kind, "data": data})
         with self.transaction() as db:
-            result = db.execute(insert(events).values(task_id=task_id, at=time.time(), kind=kind, data=data))
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
+            self._insert_event.execute(db, [row])
 
-    def last_event_seq(self, task_id: str) -> int:
-        """The position of the task's latest event (0: none)."""
+    def last_event_seq(self) -> int:
+        """The position of the latest event of any task (0: none)."""
         with self.transaction() as db:
-            found = db.execute(select(func.max(events.c.seq)).where(events.c.task_id == task_id)).scalar()
-        return int(found or 0)
+            return int(db.execute(select(func.max(events.c.seq))).scalar() or 0)
 
     def events(self, task_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         with self.transaction() as db:
@@ -321,30 +336,28 @@ class Store:
         now = time.time()
         attempt, step = once
         with self.transaction() as db:
-            done = db.execute(
-                select(settlements.c.transaction_id).where(
-                    settlements.c.subtask_id == subtask_id, settlements.c.attempt == attempt, settlements.c.kind == step
-                )
-            ).first()
+            done = db.execute(_settled, {"subtask_id": subtask_id, "attempt": attempt, "step": step}).first()
             if done:
                 return False
             db.execute(
-                insert(settlements).values(
-                    subtask_id=subtask_id, attempt=attempt, kind=step, transaction_id=transaction_id
-                )
+                insert(settlements),
+                {"subtask_id": subtask_id, "attempt": attempt, "kind": step, "transaction_id": transaction_id},
             )
-            for account, amount in postings:
-                db.execute(
-                    insert(ledger).values(
-                        transaction_id=transaction_id,
-                        at=now,
-                        account=account,
-                        amount_micro_usd=amount,
-                        subtask_id=subtask_id,
-                        kind=kind,
-                        memo=memo,
-                    )
-                )
+            db.execute(
+                insert(ledger),
+                [
+                    {
+                        "transaction_id": transaction_id,
+                        "at": now,
+                        "account": account,
+                        "amount_micro_usd": amount,
+                        "subtask_id": subtask_id,
+                        "kind": kind,
+                        "memo": memo,
+                    }
+                    for account, amount in postings
+                ],
+            )
         return True
 
     def open_reservations(self, subtask_id: str) -> list[tuple[int, int]]:

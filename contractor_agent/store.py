@@ -3,12 +3,7 @@ that a restart loses no task: finished ones stay answerable, unfinished ones end
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -16,14 +11,13 @@ from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, fun
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from shared.a2a.models import Task
-from shared.runtime import jsonio
-from shared.runtime.database import open_database
+from shared.runtime.database import DriverStatement, open_database
+from shared.runtime.group_commit import GroupCommit
 from shared.security.channel import MAX_SEEN_CHANNELS, REPLAY_WINDOW_S, replayed, too_many_channels
 
-log = logging.getLogger(__name__)
 metadata = MetaData()
 
 tasks = Table(
@@ -69,30 +63,22 @@ class SqlTaskStore:
     """The tasks in a database: an SQLite file in WAL mode, or PostgreSQL by URL. Writes are group-committed: from
     the event loop, `save` and `forget` only queue the row (the last write of a task wins); a writer thread commits
     whatever is queued in one transaction (one statement for all saves), then releases the `after_durable`
-    callbacks waiting on it. Called outside an event loop, a write commits at once. A commit that fails is retried
-    (the callbacks wait: nothing is announced that is not on disk)."""
+    callbacks waiting on it (`shared.runtime.group_commit`: outside an event loop a write commits at once; a commit
+    that fails is retried, and the callbacks wait: nothing is announced that is not on disk)."""
 
     def __init__(self, url: str) -> None:
         self.engine = open_database(url, metadata, durable_commits=True)
         upsert = (postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(tasks)
         compiled = upsert.on_conflict_do_update(
             index_elements=["id"], set_={c.name: upsert.excluded[c.name] for c in tasks.columns if c.name != "id"}
-        ).compile(dialect=self.engine.dialect)
-        # compiled once: each batch goes to the database driver as it is (SQLAlchemy's per-statement machinery holds
-        # the interpreter lock the event loop needs); positional drivers (SQLite) take tuples in this order
-        self._upsert_sql = compiled.string
-        self._upsert_order = list(compiled.positiontup or ()) if compiled.positional else None
+        )
+        self._upsert = DriverStatement(compiled, self.engine)  # compiled once: each batch goes to the driver as it is
         if "owner" not in {c["name"] for c in inspect(self.engine).get_columns(tasks.name)}:
             with self.engine.begin() as db:  # a database written before tasks had owners: its tasks stay anonymous
                 db.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN owner VARCHAR(64)"))
-        self._lock = threading.Condition()
-        self._pending: dict[str, dict[str, Any] | None] = {}  # task id -> its row, or None: forget it
-        self._written = 0  # writes queued so far (event loop side)
-        self._durable = 0  # of which committed
-        self._waiting: deque[tuple[int, Callable[[], None]]] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._writer: threading.Thread | None = None
-        self._closing = False
+        self._writes: GroupCommit[dict[str, dict[str, Any] | None]] = GroupCommit(
+            self.engine, "task-store-writer", dict, self._commit
+        )  # a batch: task id -> its row, or None: forget it
 
     def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any], owner: str | None) -> None:
         row = {
@@ -111,84 +97,23 @@ class SqlTaskStore:
         self._queue(task_id, None, awaited=False)
 
     def after_durable(self, callback: Callable[[], None]) -> None:
-        if self._durable >= self._written:
-            callback()
-        else:
-            self._waiting.append((self._written, callback))
+        self._writes.after_durable(callback)
 
     def _queue(self, task_id: str, row: dict[str, Any] | None, awaited: bool = True) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no event loop to call back: commit now
-            with self.engine.connect() as db:
-                self._commit(db, {task_id: row})
-            return
-        with self._lock:
-            if self._writer is None:
-                self._loop = loop
-                self._writer = threading.Thread(target=self._write, name="task-store-writer", daemon=True)
-                self._writer.start()
-            self._pending.pop(task_id, None)  # the last write of a task wins, in the order of writes
-            self._pending[task_id] = row
-            self._written += awaited
-            self._lock.notify()
+        def put(batch: dict[str, dict[str, Any] | None]) -> None:
+            batch.pop(task_id, None)  # the last write of a task wins, in the order of writes
+            batch[task_id] = row
 
-    def _write(self) -> None:
-        """The writer thread, on a connection of its own: one transaction per batch, then the callbacks of what it
-        made durable."""
-        db: Connection | None = None
-        try:
-            while True:
-                with self._lock:
-                    while not self._pending and not self._closing:
-                        self._lock.wait()
-                    if not self._pending:
-                        return
-                    batch, self._pending, upto = self._pending, {}, self._written
-                while True:
-                    try:
-                        db = db or self.engine.connect()
-                        self._commit(db, batch)
-                        break
-                    except SQLAlchemyError:
-                        log.exception("task store: commit of %d writes failed; retrying", len(batch))
-                        self._discard(db)
-                        db = None
-                        time.sleep(0.5)
-                assert self._loop is not None
-                with contextlib.suppress(RuntimeError):  # the loop is gone (the process is stopping)
-                    self._loop.call_soon_threadsafe(self._made_durable, upto)
-        finally:
-            self._discard(db)
-
-    @staticmethod
-    def _discard(db: Connection | None) -> None:
-        if db is not None:
-            with contextlib.suppress(SQLAlchemyError):
-                db.close()
+        self._writes.write(put, awaited)
 
     def _commit(self, db: Connection, batch: dict[str, dict[str, Any] | None]) -> None:
-        rows = [self._driver_row(row) for row in batch.values() if row is not None]
+        rows = [self._upsert.params(row) for row in batch.values() if row is not None]
         gone = [task_id for task_id, row in batch.items() if row is None]
         with db.begin():
             if rows:
-                db.exec_driver_sql(self._upsert_sql, rows)
+                self._upsert.execute(db, rows)
             if gone:
                 db.execute(delete(tasks).where(tasks.c.id.in_(gone)))
-
-    def _driver_row(self, row: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        """A row as the driver takes it: JSON columns as text, in the order of a positional statement."""
-        values = {**row, "task": jsonio.dumps_text(row["task"]), "push_configs": jsonio.dumps_text(row["push_configs"])}
-        return values if self._upsert_order is None else tuple(values[name] for name in self._upsert_order)
-
-    def _made_durable(self, upto: int) -> None:
-        self._durable = max(self._durable, upto)
-        while self._waiting and self._waiting[0][0] <= self._durable:
-            _, callback = self._waiting.popleft()
-            try:
-                callback()
-            except Exception:
-                log.exception("task store: a callback after a commit failed")
 
     def load(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` tasks, oldest first."""
@@ -203,11 +128,7 @@ class SqlTaskStore:
 
     def close(self) -> None:
         """Writes what is pending, stops the writer, closes the database."""
-        with self._lock:
-            self._closing = True
-            self._lock.notify()
-        if self._writer is not None:
-            self._writer.join(timeout=30)
+        self._writes.close()
         self.engine.dispose()
 
 

@@ -13,6 +13,8 @@ INVALID_AGENT_RESPONSE."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,6 +41,8 @@ from shared.a2a.v1 import artifact_from_v1, message_from_v1, message_to_v1, stat
 from shared.runtime import jsonio
 
 MAX_EVENTS = 10_000
+DRAIN_S = 0.25  # how long the end of a stream is waited for after its last event
+MAX_TRAILING_LINES = 100  # and how many lines (keep-alive comments) may come before it
 
 Reply = Task | Message  # what a send answers
 Event = Task | Message | TaskStatusUpdateEvent | TaskArtifactUpdateEvent  # what a stream yields
@@ -64,6 +68,16 @@ def as_task(reply: Reply) -> Task:
 
 def _not_a2a(what: str) -> A2AError:
     return A2AError(ErrorCode.INVALID_AGENT_RESPONSE, f"the agent's reply is not valid A2A: {what}"[:300])
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """What follows a stream's last event (its end), read so that the connection goes back to the pool. A server
+    that keeps the stream open past its last event loses the connection instead (it is closed after `DRAIN_S`)."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(DRAIN_S):
+            for _ in range(MAX_TRAILING_LINES):
+                if await anext(lines, None) is None:
+                    return
 
 
 def _ends_stream(event: Event) -> bool:
@@ -152,7 +166,8 @@ class A2AClient:
                 self._result(self._json(await response.aread()))
                 raise _not_a2a("expected an event stream")
             count = 0
-            async for line in response.aiter_lines():
+            lines = response.aiter_lines()
+            async for line in lines:
                 if not line.startswith("data:"):
                     continue
                 count += 1
@@ -161,6 +176,7 @@ class A2AClient:
                 event = self._event(self._result(self._json(line[5:])))
                 yield event
                 if _ends_stream(event):
+                    await _drain(lines)
                     return
 
     async def get(self, task_id: str, history_length: int | None = None) -> Task:
@@ -244,12 +260,17 @@ class A2AClient:
         for key in ("statusUpdate", "artifactUpdate"):
             if isinstance(result.get(key), dict):
                 body = result[key]
-                ids = {"taskId": body.get("taskId"), "contextId": body.get("contextId") or ""}
+                ids = {
+                    "taskId": body.get("taskId"),
+                    "contextId": body.get("contextId") or "",
+                    "metadata": body.get("metadata"),
+                }
                 if key == "statusUpdate":
                     status = status_from_v1(body.get("status"))
                     return TaskStatusUpdateEvent.model_validate({**ids, "status": status, "final": False})
                 artifact = artifact_from_v1(body.get("artifact"))
-                return TaskArtifactUpdateEvent.model_validate({**ids, "artifact": artifact})
+                chunks = {"append": body.get("append"), "lastChunk": body.get("lastChunk")}
+                return TaskArtifactUpdateEvent.model_validate({**ids, **chunks, "artifact": artifact})
         if "id" in result and "status" in result:  # GetTask and CancelTask answer with the bare task
             return task_from_v1(result)
         raise ValueError("expected one of task, message, statusUpdate, artifactUpdate")

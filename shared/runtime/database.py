@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, MetaData, create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import Insert
 
 from shared.runtime import jsonio
 
@@ -39,3 +40,24 @@ def open_database(url: str, metadata: MetaData, durable_commits: bool = False) -
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=jsonio.dumps_text)
     metadata.create_all(engine)
     return engine
+
+
+class DriverStatement:
+    """An INSERT compiled once for the engine's dialect, its rows sent to the database driver as they are: no
+    statement is built, hashed or compiled per write (SQLAlchemy's per-statement machinery holds the interpreter
+    lock an event loop needs). `params` turns a row (a dict by column name) into what the driver takes: JSON columns
+    as text, and a tuple in the statement's order for a positional driver (SQLite)."""
+
+    def __init__(self, statement: Insert, engine: Engine) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.sql = compiled.string
+        self._order = list(compiled.positiontup or ()) if compiled.positional else None
+        self._json = [c.name for c in statement.table.columns if isinstance(c.type, JSON)]
+
+    def params(self, row: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        values = {**row, **{name: jsonio.dumps_text(row[name]) for name in self._json if name in row}}
+        return values if self._order is None else tuple(values[name] for name in self._order)
+
+    def execute(self, db: Connection, params: list[tuple[Any, ...] | dict[str, Any]]) -> None:
+        """The statement for every row of `params` (rows already through `params`)."""
+        db.exec_driver_sql(self.sql, params)

@@ -902,9 +902,16 @@ def test_a_full_replay_guard_refuses_new_channels_and_forgets_none(tmp_path):
 # ---------------------------------------------------------------- signed usage receipts
 
 
+def _inflated(reply: Any) -> Any:
+    """`reply` with every `costUsd` in it multiplied by 1 000."""
+    if isinstance(reply, dict):
+        return {k: v * 1000 if k == "costUsd" else _inflated(v) for k, v in reply.items()}
+    return [_inflated(v) for v in reply] if isinstance(reply, list) else reply
+
+
 class InflatesItsBill:
-    """ASGI middleware on a contractor: multiplies every `costUsd` it answers with by 1 000 after the fact (a
-    contractor that bills more than its signed receipt says)."""
+    """ASGI middleware on a contractor: multiplies every `costUsd` it answers with by 1 000 after the fact, in its
+    JSON replies and in its streams' events (a contractor that bills more than its signed receipt says)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -919,18 +926,24 @@ class InflatesItsBill:
         async def capture(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 start.update(message)
+                if dict(start["headers"]).get(b"content-type", b"").startswith(b"text/event-stream"):
+                    await send(message)
+                return
+            headers = dict(start["headers"])
+            if headers.get(b"content-type", b"").startswith(b"text/event-stream"):  # one event a chunk: each inflated
+                lines = message.get("body", b"").decode().split("\r\n")
+                inflated = [
+                    f"data: {json.dumps(_inflated(json.loads(line[5:])))}" if line.startswith("data:") else line
+                    for line in lines
+                ]
+                await send({**message, "body": "\r\n".join(inflated).encode()})
                 return
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
             body = b"".join(chunks)
-            headers = dict(start["headers"])
-            if headers.get(b"content-type", b"").startswith(b"application/json") and b"costUsd" in body:
-                reply = json.loads(body)
-                billing = reply.get("result", {}).get("metadata", {}).get("coalesce", {})
-                if "costUsd" in billing:
-                    billing["costUsd"] *= 1000
-                body = json.dumps(reply).encode()
+            if headers.get(b"content-type", b"").startswith(b"application/json"):
+                body = json.dumps(_inflated(json.loads(body))).encode()
             headers[b"content-length"] = str(len(body)).encode()
             await send({**start, "headers": list(headers.items())})
             await send({"type": "http.response.body", "body": body})

@@ -4,10 +4,12 @@ real SQLite ledger."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from shared.workers.llm import LLMSettings
@@ -42,6 +44,11 @@ def test_client_hires_contractors_verifies_and_pays(
     )
     risk, portfolio, sentiment = task["subtasks"]
     cpu_id = registered[0]["id"]
+    metrics = httpx.get(cpu + "metrics", timeout=10).text
+    posts = re.findall(
+        r'coalesce_contractor_http_requests_total\{method="POST",route="/",status="200"\} (\S+)', metrics
+    )
+    assert posts == ["2.0"]  # one request a hire: the stream brought the artifacts and the bill (no reading back)
     for hired in (risk, portfolio):
         assert hired["status"] == "completed", json.dumps({k: hired[k] for k in ("decision", "attempts")})[:2500]
         assert hired["decision"]["action"] == "outsource" and hired["decision"]["contractor"] == cpu_id
