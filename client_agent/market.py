@@ -30,6 +30,7 @@ class Market:
         self.http = http
         self.contractor_tokens = contractor_tokens
         self.quote_timeout_s = quote_timeout_s
+        self._asking: dict[tuple[str, float], asyncio.Future[Quote | None]] = {}  # quotes on their way
 
     def auth_headers(self, contractor: Contractor) -> dict[str, str]:
         token = self.contractor_tokens.get(contractor.card_url)
@@ -47,9 +48,18 @@ class Market:
 
     async def quote(self, contractor: Contractor, complexity: float = 1.0) -> Quote | None:
         """The contractor's live price (eq. 7, its `/v1/quote`) and load; None when it does not answer. An agent
-        priced by its operator is quoted that price, its load unknown."""
+        priced by its operator is quoted that price, its load unknown. Decisions that want a contractor's quote
+        while one is on its way share its answer (asked after they began, it is as live as theirs would be)."""
         if contractor.operator_price_usd is not None:
             return contractor.operator_price_usd, {}
+        key = (contractor.id, complexity)
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self._ask(contractor, complexity))
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(asking)  # one decision canceled does not cancel the others' quote
+
+    async def _ask(self, contractor: Contractor, complexity: float) -> Quote | None:
         try:
             response = await self.http.get(
                 contractor.endpoint.url.rstrip("/") + "/v1/quote",
