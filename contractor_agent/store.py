@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, Float, MetaData, String, Table, delete, func, insert, inspect, select, text
+from sqlalchemy import JSON, Column, Float, MetaData, String, Table, bindparam, delete, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 
 from shared.a2a.models import Task
 from shared.runtime.database import DriverStatement, open_database
 from shared.runtime.group_commit import GroupCommit
-from shared.security.channel import MAX_SEEN_CHANNELS, REPLAY_WINDOW_S, replayed, too_many_channels
+from shared.security.channel import MAX_SEEN_CHANNELS, REPLAY_WINDOW_S, ReplayGuard
 
 metadata = MetaData()
 
@@ -38,6 +38,17 @@ channel_claims = Table(
     Column("ephemeral_key", String(64), primary_key=True),
     Column("at", Float, nullable=False, index=True),
 )
+
+
+_purge_claims = delete(channel_claims).where(channel_claims.c.at < bindparam("before"))
+
+
+@dataclass
+class Pending:
+    """What the store's writer commits next: task id -> its row (None: forget it), and channels claimed."""
+
+    tasks: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    claims: list[dict[str, Any]] = field(default_factory=list)
 
 
 class TaskStore(Protocol):
@@ -73,12 +84,14 @@ class SqlTaskStore:
             index_elements=["id"], set_={c.name: upsert.excluded[c.name] for c in tasks.columns if c.name != "id"}
         )
         self._upsert = DriverStatement(compiled, self.engine)  # compiled once: each batch goes to the driver as it is
+        claim = (postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(channel_claims)
+        self._claim = DriverStatement(  # a key claimed again after the window (not yet purged) takes the new time
+            claim.on_conflict_do_update(index_elements=["ephemeral_key"], set_={"at": claim.excluded.at}), self.engine
+        )
         if "owner" not in {c["name"] for c in inspect(self.engine).get_columns(tasks.name)}:
             with self.engine.begin() as db:  # a database written before tasks had owners: its tasks stay anonymous
                 db.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN owner VARCHAR(64)"))
-        self._writes: GroupCommit[dict[str, dict[str, Any] | None]] = GroupCommit(
-            self.engine, "task-store-writer", dict, self._commit
-        )  # a batch: task id -> its row, or None: forget it
+        self._writes: GroupCommit[Pending] = GroupCommit(self.engine, "task-store-writer", Pending, self._commit)
 
     def save(self, task: Task, skill: str, dialect: str, push_configs: dict[str, Any], owner: str | None) -> None:
         row = {
@@ -99,17 +112,24 @@ class SqlTaskStore:
     def after_durable(self, callback: Callable[[], None]) -> None:
         self._writes.after_durable(callback)
 
+    def claim_channel(self, ephemeral_key: str, at: float) -> None:
+        """Queued like a save (see `SqlReplayGuard`); nothing waits for it but what is written after it."""
+        self._writes.write(lambda batch: batch.claims.append({"ephemeral_key": ephemeral_key, "at": at}), False)
+
     def _queue(self, task_id: str, row: dict[str, Any] | None, awaited: bool = True) -> None:
-        def put(batch: dict[str, dict[str, Any] | None]) -> None:
-            batch.pop(task_id, None)  # the last write of a task wins, in the order of writes
-            batch[task_id] = row
+        def put(batch: Pending) -> None:
+            batch.tasks.pop(task_id, None)  # the last write of a task wins, in the order of writes
+            batch.tasks[task_id] = row
 
         self._writes.write(put, awaited)
 
-    def _commit(self, db: Connection, batch: dict[str, dict[str, Any] | None]) -> None:
-        rows = [self._upsert.params(row) for row in batch.values() if row is not None]
-        gone = [task_id for task_id, row in batch.items() if row is None]
+    def _commit(self, db: Connection, batch: Pending) -> None:
+        rows = [self._upsert.params(row) for row in batch.tasks.values() if row is not None]
+        gone = [task_id for task_id, row in batch.tasks.items() if row is None]
         with db.begin():
+            if batch.claims:  # new claims, and those now outside the window purged
+                db.execute(_purge_claims, {"before": time.time() - REPLAY_WINDOW_S})
+                self._claim.execute(db, [self._claim.params(claim) for claim in batch.claims])
             if rows:
                 self._upsert.execute(db, rows)
             if gone:
@@ -122,9 +142,9 @@ class SqlTaskStore:
             rows = [dict(r._mapping) for r in db.execute(query)]
         return list(reversed(rows))
 
-    def replay_guard(self) -> SqlReplayGuard:
+    def replay_guard(self, max_entries: int = MAX_SEEN_CHANNELS) -> SqlReplayGuard:
         """The end-to-end channels' replay guard, in the same database (it survives a restart)."""
-        return SqlReplayGuard(self.engine)
+        return SqlReplayGuard(self, max_entries)
 
     def close(self) -> None:
         """Writes what is pending, stops the writer, closes the database."""
@@ -134,28 +154,22 @@ class SqlTaskStore:
 
 class SqlReplayGuard:
     """The ephemeral keys of channels opened within the replay window, on disk: a first envelope replayed after a
-    restart is refused as before it. Claims older than the window are purged as new ones come; at most
-    `max_entries` are kept (a full guard refuses new channels rather than forget one inside the window). The
-    count is kept by this process (one contractor per database), read from the table at start."""
+    restart is refused as before it. A claim is checked in memory (a `ReplayGuard`, given at start the claims still
+    inside the window) and written with the task store's next commit, which comes no later than the one the answer
+    to the envelope's task waits for: a claim a crash lost was never answered. At most `max_entries` are kept (a
+    full guard refuses new channels rather than forget one inside the window); claims older than the window are
+    purged as new ones are written. One contractor per database."""
 
-    def __init__(self, engine: Engine, max_entries: int = MAX_SEEN_CHANNELS) -> None:
-        self.engine = engine
-        self.max_entries = max_entries
-        with engine.connect() as db:
-            self._entries = db.execute(select(func.count()).select_from(channel_claims)).scalar_one()
+    def __init__(self, store: SqlTaskStore, max_entries: int = MAX_SEEN_CHANNELS) -> None:
+        self.store = store
+        query = select(channel_claims.c.ephemeral_key, channel_claims.c.at).where(
+            channel_claims.c.at >= time.time() - REPLAY_WINDOW_S
+        )
+        with store.engine.connect() as db:
+            claims = [(key, at) for key, at in db.execute(query.order_by(channel_claims.c.at))]
+        self.memory = ReplayGuard(max_entries).remembering(claims)
 
-    def claim(self, ephemeral_key: str) -> None:
-        now = time.time()
-        try:
-            with self.engine.begin() as db:
-                purged = db.execute(delete(channel_claims).where(channel_claims.c.at < now - REPLAY_WINDOW_S))
-                self._entries = max(self._entries - purged.rowcount, 0)
-                if self._entries >= self.max_entries:
-                    known = db.execute(
-                        select(channel_claims.c.at).where(channel_claims.c.ephemeral_key == ephemeral_key)
-                    )
-                    raise replayed() if known.first() is not None else too_many_channels(self.max_entries)
-                db.execute(insert(channel_claims).values(ephemeral_key=ephemeral_key, at=now))
-        except IntegrityError:
-            raise replayed() from None
-        self._entries += 1
+    def claim(self, ephemeral_key: str) -> float:
+        at = self.memory.claim(ephemeral_key)
+        self.store.claim_channel(ephemeral_key, at)
+        return at

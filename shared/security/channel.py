@@ -321,10 +321,10 @@ def too_many_channels(limit: int) -> ChannelError:
 
 class ClaimsChannels(Protocol):
     """Where the channels already opened are remembered (by their ephemeral keys) for the replay window.
-    `claim` raises ChannelError("replay") for a key claimed before within the window, and ChannelError("busy")
-    when it already remembers as many as it may."""
+    `claim` returns when the key was claimed (now); it raises ChannelError("replay") for a key claimed before within
+    the window, and ChannelError("busy") when it already remembers as many as it may."""
 
-    def claim(self, ephemeral_key: str) -> None: ...
+    def claim(self, ephemeral_key: str) -> float: ...
 
 
 @dataclass
@@ -335,7 +335,12 @@ class ReplayGuard:
     max_entries: int = MAX_SEEN_CHANNELS
     _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
-    def claim(self, ephemeral_key: str) -> None:
+    def remembering(self, claims: list[tuple[str, float]]) -> ReplayGuard:
+        """This guard, told of `claims` (ephemeral key, when), the oldest first."""
+        self._seen.update(claims)
+        return self
+
+    def claim(self, ephemeral_key: str) -> float:
         now = time.time()
         while self._seen and next(iter(self._seen.values())) < now - REPLAY_WINDOW_S:
             self._seen.popitem(last=False)
@@ -344,3 +349,4 @@ class ReplayGuard:
         if len(self._seen) >= self.max_entries:
             raise too_many_channels(self.max_entries)
         self._seen[ephemeral_key] = now
+        return now

@@ -28,7 +28,7 @@ from client_agent.registry import Registry
 from client_agent.storage import Store
 from coalesce.attest import attest, write_certificate
 from contractor_agent.identity import CertificateFile, Identity
-from contractor_agent.store import SqlReplayGuard, SqlTaskStore
+from contractor_agent.store import SqlTaskStore
 from shared.a2a.cards import CardError, FetchPolicy, fetch_card
 from shared.a2a.models import AgentCard, Artifact, Message, Part
 from shared.economics.reputation import Competence, ReputationBook
@@ -884,7 +884,7 @@ def test_a_replayed_first_envelope_is_refused_after_a_restart(start_contractor: 
 
 def test_a_full_replay_guard_refuses_new_channels_and_forgets_none(tmp_path):
     store = SqlTaskStore(f"sqlite:///{tmp_path}/claims.db")
-    guards = {"memory": ReplayGuard(max_entries=2), "database": SqlReplayGuard(store.engine, max_entries=2)}
+    guards = {"memory": ReplayGuard(max_entries=2), "database": store.replay_guard(max_entries=2)}
     for name, guard in guards.items():
         guard.claim("key-a")
         guard.claim("key-b")
@@ -892,7 +892,7 @@ def test_a_full_replay_guard_refuses_new_channels_and_forgets_none(tmp_path):
             with pytest.raises(ChannelError) as refused:
                 guard.claim(key)
             assert refused.value.reason == reason, (name, key)  # full: nothing forgotten to make room
-    restarted = SqlReplayGuard(store.engine, max_entries=2)  # the count is read again at start
+    restarted = store.replay_guard(max_entries=2)  # the claims are read again at start
     with pytest.raises(ChannelError) as refused:
         restarted.claim("key-c")
     assert refused.value.reason == "busy"
