@@ -43,7 +43,7 @@ def serve_client(port: int, db: str) -> None:
         Store(db),
         CachedEmbedder(SentenceTransformerEmbedder()),
         {},
-        ClientConfig(strategy="ucb1", max_running_tasks=256, allow_private_contractors=True),
+        ClientConfig(strategy="ucb1", allow_private_contractors=True),  # otherwise as shipped: 32 tasks at a time
     )
     uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

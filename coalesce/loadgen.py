@@ -39,11 +39,13 @@ async def load(
     report = LoadReport()
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=client_url, timeout=60, limits=limits) as http:
+        gate = asyncio.Semaphore(connections)  # requests wait here, not in httpx's pool (which scans its queue)
 
         async def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
             for attempt in range(3):
                 try:
-                    response = await http.request(method, path, **kwargs)
+                    async with gate:
+                        response = await http.request(method, path, **kwargs)
                     break
                 except httpx.TransportError:  # a keep-alive connection the server closed as we reused it
                     if attempt == 2:
