@@ -175,7 +175,7 @@ class Market:
             self.start_contractor(path.stem.replace("_", "-"), ["contractor", "serve", "--card", str(path)])
         if self.with_client:
             attestor = self.attestor_key() if self.items_per_skill else None
-            trust = ["--trust-attestor", attestor_id(attestor)] if attestor else []
+            trust = [trusting(attestor)] if attestor else []
             self.start_client([*services["client"].args, *trust], self.state_dir / "client.db")
             self.wait_ready()
             (self.state_dir / STATE_FILE).write_text(json.dumps(self.describe(), indent=2))
@@ -284,3 +284,9 @@ def market_table(http: httpx.Client) -> str:
             f"{'yes' if row.get('signingKey') else 'no'}"
         )
     return "\n".join(lines)
+
+
+def trusting(attestor: Ed25519PrivateKey) -> str:
+    """The client's argument that trusts `attestor`, in one word: a key id may begin with "-" (base64url), which
+    argparse would take for an option if it came as a word of its own."""
+    return f"--trust-attestor={attestor_id(attestor)}"
