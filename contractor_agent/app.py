@@ -19,7 +19,7 @@ from contractor_agent.store import TaskStore
 from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
 from shared.runtime import jsonio
-from shared.runtime.observability import FASTAPI_TELEMETRY, MeteredRoute, MetricsMiddleware
+from shared.runtime.http import ServiceApp
 from shared.security.auth import AuthError
 from shared.security.channel import token_caller
 from shared.security.net_policy import Resolver, system_resolve
@@ -94,14 +94,9 @@ def create_app(
         if notifier is not None:
             await notifier.close()
 
-    app = FastAPI(
-        title=f"COALESCE contractor: {card.name}",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        telemetry=FASTAPI_TELEMETRY,
+    app = ServiceApp(
+        metrics, title=f"COALESCE contractor: {card.name}", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -148,7 +143,7 @@ def create_app(
             return EventSourceResponse(_sse(reply), ping=15, send_timeout=30)
         return _json(reply)
 
-    app.router.routes.append(MeteredRoute("/", json_rpc, methods=["POST"]))  # plain: nothing to solve or encode
+    app.direct_route("/", json_rpc, methods=("POST",))  # ahead of the middleware stack: the hot path
     return app
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import JSON, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import UpdateBase
 
 from shared.runtime import jsonio
 
@@ -43,12 +43,12 @@ def open_database(url: str, metadata: MetaData, durable_commits: bool = False) -
 
 
 class DriverStatement:
-    """An INSERT compiled once for the engine's dialect, its rows sent to the database driver as they are: no
-    statement is built, hashed or compiled per write (SQLAlchemy's per-statement machinery holds the interpreter
-    lock an event loop needs). `params` turns a row (a dict by column name) into what the driver takes: JSON columns
-    as text, and a tuple in the statement's order for a positional driver (SQLite)."""
+    """An INSERT (or DELETE) compiled once for the engine's dialect, its rows sent to the database driver as they
+    are: no statement is built, hashed or compiled per write (SQLAlchemy's per-statement machinery holds the
+    interpreter lock an event loop needs). `params` turns a row (a dict by column name) into what the driver takes:
+    JSON columns as text, and a tuple in the statement's order for a positional driver (SQLite)."""
 
-    def __init__(self, statement: Insert, engine: Engine) -> None:
+    def __init__(self, statement: UpdateBase, engine: Engine) -> None:
         compiled = statement.compile(dialect=engine.dialect)
         self.sql = compiled.string
         self._order = list(compiled.positiontup or ()) if compiled.positional else None

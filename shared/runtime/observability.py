@@ -14,7 +14,6 @@ from typing import Any
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.routing import Route
 
 TASK_ID: ContextVar[str | None] = ContextVar("coalesce_task_id", default=None)
 A2A_TASK_ID: ContextVar[str | None] = ContextVar("coalesce_a2a_task_id", default=None)
@@ -54,27 +53,19 @@ class ServiceMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-class MeteredRoute(Route):
-    """A plain Starlette route (no dependencies to solve, no response model) that names itself in the scope, as
-    FastAPI's routes do, so that `MetricsMiddleware` labels it by its path."""
-
-    async def handle(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable) -> None:
-        scope["route"] = self
-        await super().handle(scope, receive, send)
-
-
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class MetricsMiddleware:
-    """ASGI middleware: requests and latency by route template (not the raw path: label values stay bounded)."""
+class RequestMeter:
+    """Counts requests and observes their latency by method, route template (never the raw path: label values stay
+    bounded) and status."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
+    def __init__(self, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # the labelled children, looked up once
 
-    def _record(self, method: str, route: str, status: int, seconds: float) -> None:
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in HTTP_METHODS else "OTHER"
         series = self._series.get((method, route, status))
         if series is None:
             series = self._series[method, route, status] = (
@@ -83,6 +74,14 @@ class MetricsMiddleware:
             )
         series[0].inc()
         series[1].observe(seconds)
+
+
+class MetricsMiddleware:
+    """ASGI middleware: every request through the app's stack, metered by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.meter = RequestMeter(metrics)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable) -> None:
         if scope["type"] != "http":
@@ -100,8 +99,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"  # label values stay bounded
-            self._record(method, route, status, time.perf_counter() - started)
+            self.meter.record(scope["method"], route, status, time.perf_counter() - started)
 
 
 class _TaskIds(logging.Filter):

@@ -9,6 +9,7 @@ with `TooManySubscribers`. The client's task events and the contractor's A2A str
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
@@ -20,36 +21,54 @@ class TooManySubscribers(Exception):
 
 
 class Subscription(Generic[T]):
-    """One reader's bounded queue."""
+    """One reader's bounded queue, on the event loop: the publisher wakes a waiting reader (no timer, no task)."""
 
     def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize
+        self._wake: asyncio.Future[None] | None = None  # the reader's, while it waits
         self.overflowed = False
         self.closed = False
 
     def offer(self, item: T) -> bool:
         """Queue the item; False (and `overflowed`) when the reader is too far behind."""
-        try:
-            self._queue.put_nowait(item)
-            return True
-        except asyncio.QueueFull:
+        if len(self._items) >= self._maxsize:
             self.overflowed = True
-            return False
+        else:
+            self._items.append(item)
+        self._wake_reader()
+        return not self.overflowed
+
+    def close(self) -> None:
+        """No more items: the reader drains what it has, then its stream ends."""
+        self.closed = True
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     @property
     def ended(self) -> bool:
-        return (self.overflowed or self.closed) and self._queue.empty()
+        return (self.overflowed or self.closed) and not self._items
 
     async def items(self, poll_s: float = 1.0, until: Callable[[], bool] | None = None) -> AsyncIterator[T]:
         """Items as they come, until the subscription is dropped or closed and drained, or `until()` is true
         with nothing left queued (checked every `poll_s`)."""
         while not self.ended:
-            if until is not None and until() and self._queue.empty():
-                return
-            try:
-                yield await asyncio.wait_for(self._queue.get(), timeout=poll_s)
-            except TimeoutError:
+            if self._items:
+                yield self._items.popleft()
                 continue
+            if until is not None and until():
+                return
+            self._wake = asyncio.get_running_loop().create_future()
+            try:
+                if until is None:
+                    await self._wake
+                else:
+                    await asyncio.wait((self._wake,), timeout=poll_s)
+            finally:
+                self._wake = None
 
 
 class Topic(Generic[T]):
@@ -72,7 +91,7 @@ class Topic(Generic[T]):
 
     def unsubscribe(self, subscription: Subscription[T] | None) -> None:
         if subscription is not None:
-            subscription.closed = True
+            subscription.close()
             self._subscribers.discard(subscription)
 
     def publish(self, item: T) -> None:

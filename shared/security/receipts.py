@@ -13,8 +13,10 @@ from typing import Any
 import jwt
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from jwt import api_jws
 
 from shared.a2a.models import Price
+from shared.runtime import jsonio
 from shared.security.keys import public_jwk, thumbprint
 
 ALGORITHM = "EdDSA"
@@ -45,7 +47,9 @@ class ReceiptSigner:
             "priceList": self.price_list,
             "iat": int(time.time()),
         }
-        return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers=self.headers)
+        # the claims written by the services' JSON writer and signed by PyJWT's JWS layer: the same JWT as
+        # `jwt.encode` makes of them, without the standard library's encoder (a tenth of an echo task's time)
+        return api_jws.encode(jsonio.dumps(claims), self.key, algorithm=ALGORITHM, headers=self.headers)
 
 
 def verify_receipt(

@@ -51,3 +51,24 @@ async def test_until_ends_an_idle_stream():
     done = asyncio.Event()
     asyncio.get_running_loop().call_later(0.05, done.set)
     assert [item async for item in subscription.items(poll_s=0.01, until=done.is_set)] == []
+
+
+async def test_a_waiting_reader_is_woken_by_each_item_and_by_its_close():
+    topic: Topic[int] = Topic()
+    subscription = topic.subscribe()
+    received: list[int] = []
+
+    async def read() -> None:
+        async for item in subscription.items():  # no `until`: no polling, the publisher wakes it
+            received.append(item)
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0)
+    topic.publish(1)
+    await asyncio.sleep(0)
+    topic.publish(2)
+    await asyncio.sleep(0)
+    assert received == [1, 2] and not reader.done()
+    topic.unsubscribe(subscription)  # closed while it waits: its stream ends at once
+    await asyncio.wait_for(reader, 1)
+    assert received == [1, 2]
