@@ -14,8 +14,8 @@ def task(number: int, state: TaskState = TaskState.WORKING) -> Task:
     return Task(id=f"t-{number}", context_id="c", status=TaskStatus(state=state))
 
 
-def test_writes_are_batched_and_callbacks_wait_for_their_commit(tmp_path):
-    store = SqlTaskStore(f"sqlite:///{tmp_path}/tasks.db")
+def test_writes_are_batched_and_callbacks_wait_for_their_commit(database):
+    store = SqlTaskStore(database("tasks"))
     commits: list[int] = []
     event.listen(store.engine, "commit", lambda connection: commits.append(1))
     on_disk: list[int] = []
@@ -36,10 +36,11 @@ def test_writes_are_batched_and_callbacks_wait_for_their_commit(tmp_path):
         with store.engine.connect() as db:
             seen = [row.task["status"]["state"] for row in db.execute(select(tasks))]
         store.save(task(999), "skill", "1.0", {}, None)
-        store.forget("t-0")
+        for n in range(3):  # forgotten in one batch (each row's delete goes to the driver as it is)
+            store.forget(f"t-{n}")
         later = asyncio.get_running_loop().create_future()
         store.after_durable(lambda: later.set_result(rows()))
-        assert await asyncio.wait_for(later, 30) == 300  # 999 in, t-0 out
+        assert await asyncio.wait_for(later, 30) == 298  # 999 in, t-0 to t-2 out
         return seen
 
     states = asyncio.run(scenario())

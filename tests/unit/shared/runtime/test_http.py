@@ -1,0 +1,50 @@
+"""Direct routes: answered ahead of FastAPI's middleware stack, on a real server, metered like every other route."""
+
+from __future__ import annotations
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared.runtime.http import ServiceApp
+from shared.runtime.observability import ServiceMetrics
+from shared.runtime.serving import ServerThread, bind_socket
+
+
+def served_count(metrics: ServiceMetrics, method: str, route: str, status: int) -> float:
+    value = metrics.registry.get_sample_value(
+        "test_http_requests_total", {"method": method, "route": route, "status": str(status)}
+    )
+    return value or 0.0
+
+
+def test_a_direct_route_answers_refuses_other_methods_and_turns_a_crash_into_a_500():
+    metrics = ServiceMetrics("test")
+    app = ServiceApp(metrics)
+
+    async def echo(request: Request) -> Response:
+        body = await request.body()
+        if body == b"crash":
+            raise RuntimeError("boom")
+        return JSONResponse({"got": body.decode(), "app": request.app is app})
+
+    app.direct_route("/rpc", echo, methods=("POST",))
+
+    @app.get("/through-fastapi")
+    async def through() -> dict[str, bool]:
+        return {"ok": True}
+
+    sock = bind_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with ServerThread(app, sock), httpx.Client(base_url=url, timeout=10) as http:
+        assert http.post("/rpc", content=b"hello").json() == {"got": "hello", "app": True}
+        refused = http.get("/rpc")
+        assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+        crashed = http.post("/rpc", content=b"crash")
+        assert crashed.status_code == 500 and crashed.text == "Internal Server Error"
+        assert http.get("/through-fastapi").json() == {"ok": True}
+        assert http.get("/nowhere").status_code == 404
+    assert served_count(metrics, "POST", "/rpc", 200) == 1
+    assert served_count(metrics, "GET", "/rpc", 405) == 1
+    assert served_count(metrics, "POST", "/rpc", 500) == 1
+    assert served_count(metrics, "GET", "/through-fastapi", 200) == 1  # the middleware stack meters the rest
