@@ -425,6 +425,9 @@ class TaskManager:
         )
 
     async def _run(self, record: TaskRecord) -> None:
+        # one turn of the loop first: the reply that accepted the task (a stream's opening event, whose sender
+        # starts after this runner) goes out before the work, instead of after the work's first step
+        await asyncio.sleep(0)
         A2A_TASK_ID.set(record.task.id)
         client_task = (record.task.metadata.get("coalesce") or {}).get("clientTaskId")
         TASK_ID.set(client_task if isinstance(client_task, str) else None)

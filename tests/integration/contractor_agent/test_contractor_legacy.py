@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import httpx
 import pytest
 
+from shared.a2a.models import Artifact, Part
+from shared.workers.base import StatelessWorker, WorkRequest, WorkResult
 from tests.conftest import (
     StartContractor,
     Webhook,
@@ -15,6 +18,7 @@ from tests.conftest import (
     data_message,
     rpc,
     sse_events,
+    text_message,
     wait_until,
 )
 
@@ -213,3 +217,32 @@ def test_quote_rises_with_load(start_contractor: StartContractor):
     assert busy == pytest.approx(base * (1 + 0.4 * (4 - 0) / 2))  # D = 2 running + 1 queued + 1, S_available = 0
     for task_id in tasks:
         rpc(url, "tasks/cancel", {"id": task_id})
+
+
+class BlocksTheLoop(StatelessWorker):
+    """Work whose first step holds the event loop (CPU work run inline): nothing else is sent while it runs."""
+
+    name = "blocks-the-loop"
+
+    def __init__(self) -> None:
+        self.finished_at = 0.0
+
+    async def run(self, request: WorkRequest) -> WorkResult:
+        time.sleep(0.3)  # noqa: ASYNC251 - the point: a step that holds the loop
+        self.finished_at = time.monotonic()
+        return WorkResult(artifacts=[Artifact(parts=[Part.of_text("done")])])
+
+
+def test_a_streams_opening_event_goes_out_before_the_work_starts(start_contractor: StartContractor):
+    card = card_named("edge_computing")
+    worker = BlocksTheLoop()
+    url = start_contractor(card, {skill.id: worker for skill in card.skills})
+    body = {"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": {"message": text_message("hi")}}
+    with httpx.stream("POST", url, json=body, timeout=30) as response:
+        lines = (line for line in response.iter_lines() if line.startswith("data:"))
+        opening = json.loads(next(lines)[5:])["result"]
+        opened_at = time.monotonic()
+        rest = [json.loads(line[5:])["result"] for line in lines]
+    assert opening["kind"] == "task" and opening["status"]["state"] == "submitted"
+    assert opened_at < worker.finished_at  # the client knew its task while the work ran
+    assert rest[-1]["status"]["state"] == "completed"
