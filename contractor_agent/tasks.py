@@ -228,7 +228,7 @@ class TaskManager:
         if existing is None:
             self._emit(record, self.status_event(record))
         self.capacity.waiting += 1
-        record.runner = asyncio.create_task(self._run(record), name=f"task-{record.task.id}")
+        record.runner = asyncio.create_task(self._run(record, existing is None), name=f"task-{record.task.id}")
         return record, subscription
 
     async def wait_settled(self, record: TaskRecord, subscription: Subscription) -> None:
@@ -424,10 +424,11 @@ class TaskManager:
             ),
         )
 
-    async def _run(self, record: TaskRecord) -> None:
-        # one turn of the loop first: the reply that accepted the task (a stream's opening event, whose sender
-        # starts after this runner) goes out before the work, instead of after the work's first step
-        await asyncio.sleep(0)
+    async def _run(self, record: TaskRecord, new: bool) -> None:
+        if new:  # one turn of the loop first: the reply that accepted a new task (a stream's opening event, whose
+            # sender starts after this runner) goes out before the work, instead of after the work's first step; a
+            # follow-up's stream opens with the task as its work has taken it up (no longer waiting for input)
+            await asyncio.sleep(0)
         A2A_TASK_ID.set(record.task.id)
         client_task = (record.task.metadata.get("coalesce") or {}).get("clientTaskId")
         TASK_ID.set(client_task if isinstance(client_task, str) else None)

@@ -36,6 +36,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+def route_path(scope: Scope) -> str:
+    """The path below where the app is mounted (`root_path`), as Starlette's router matches it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
 class ServiceApp(FastAPI):
     """FastAPI, metered (`MetricsMiddleware`), with FastAPI's own telemetry off, and direct routes."""
 
@@ -50,7 +58,8 @@ class ServiceApp(FastAPI):
         self._direct[path] = (frozenset(methods), endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._direct.get(scope["path"]) if scope["type"] == "http" else None
+        path = route_path(scope) if scope["type"] == "http" else None
+        route = self._direct.get(path) if path is not None else None
         if route is None:
             await super().__call__(scope, receive, send)
             return
@@ -75,4 +84,4 @@ class ServiceApp(FastAPI):
             if status is None:  # nothing sent yet
                 await PlainTextResponse("Internal Server Error", 500)(scope, receive, sending)
         finally:
-            self._meter.record(scope["method"], scope["path"], status or 500, time.perf_counter() - started)
+            self._meter.record(scope["method"], str(path), status or 500, time.perf_counter() - started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -48,3 +49,18 @@ def test_a_direct_route_answers_refuses_other_methods_and_turns_a_crash_into_a_5
     assert served_count(metrics, "GET", "/rpc", 405) == 1
     assert served_count(metrics, "POST", "/rpc", 500) == 1
     assert served_count(metrics, "GET", "/through-fastapi", 200) == 1  # the middleware stack meters the rest
+
+
+def test_a_direct_route_matches_below_where_its_app_is_mounted():
+    inner = ServiceApp(ServiceMetrics("inner"))
+
+    async def hello(request: Request) -> Response:
+        return JSONResponse({"hello": True})
+
+    inner.direct_route("/", hello, methods=("POST",))
+    outer = FastAPI()
+    outer.mount("/a2a", inner)
+    sock = bind_socket()
+    with ServerThread(outer, sock), httpx.Client(timeout=10) as http:
+        answer = http.post(f"http://127.0.0.1:{sock.getsockname()[1]}/a2a/")
+    assert answer.json() == {"hello": True}
