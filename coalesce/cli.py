@@ -22,7 +22,7 @@ from contractor_agent.identity import Identity
 from contractor_agent.store import SqlTaskStore
 from shared.economics.decision.strategies import LIVE_STRATEGIES
 from shared.runtime.observability import configure_logging
-from shared.runtime.serving import bind_socket, public_url, uvicorn_server
+from shared.runtime.serving import bind_socket, public_url, serve_forever, uvicorn_server
 from shared.runtime.settings import (
     anthropic_settings_from_env,
     api_keys_from_env,
@@ -95,7 +95,7 @@ def contractor_serve(args: argparse.Namespace) -> int:
             f"contractor {card.name!r} serving {len(kinds)} skills ({len(llm_skills)} on an LLM) at {url}",
             flush=True,
         )
-        server.run(sockets=[sock])
+        serve_forever(server, sock)
     return 0
 
 
@@ -145,7 +145,7 @@ def client_serve(args: argparse.Namespace) -> int:
         print(
             f"client agent at {url} (API docs at {url}docs), strategy {args.strategy}, database {args.db}", flush=True
         )
-        server.run(sockets=[sock])
+        serve_forever(server, sock)
     return 0
 
 
