@@ -31,13 +31,12 @@ SUBTASK = {
 
 
 def serve_client(port: int, db: str) -> None:
-    """The client process: no local workers (everything is hired)."""
-    import uvicorn
-
+    """The client process: no local workers (everything is hired); served as `coalesce client serve` serves it."""
     from client_agent.api import create_app
     from client_agent.service import ClientConfig, ClientService
     from client_agent.storage import Store
     from shared.economics.skills import CachedEmbedder, SentenceTransformerEmbedder
+    from shared.runtime.serving import bind_socket, serve_forever, uvicorn_server
 
     service = ClientService(
         Store(db),
@@ -45,7 +44,7 @@ def serve_client(port: int, db: str) -> None:
         {},
         ClientConfig(strategy="ucb1", allow_private_contractors=True),  # otherwise as shipped: 32 tasks at a time
     )
-    uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    serve_forever(uvicorn_server(create_app(service)), bind_socket("127.0.0.1", port))
 
 
 async def direct(http: httpx.AsyncClient, url: str) -> float:
