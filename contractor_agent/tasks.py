@@ -220,8 +220,10 @@ class TaskManager:
         else:
             record = existing
             record.cancel_flag = threading.Event()
-            record.task.history.append(self._stamped(request.message, record.task))
-        record.worker_history.append(self._stamped(plain, record.task))
+        stamped = self._stamped(request.message, record.task)
+        record.task.history.append(stamped)
+        # what the worker reads: the same message where it came in plaintext, the opened one on a channel
+        record.worker_history.append(stamped if plain is request.message else self._stamped(plain, record.task))
         if request.push_config is not None:
             self.set_push_config(record, request.push_config)
         subscription = self._subscribe(record) if subscribe else None
@@ -334,7 +336,6 @@ class TaskManager:
         client_task = meta.get("clientTaskId") if isinstance(meta, dict) else None
         if isinstance(client_task, str) and len(client_task) <= 128:  # so that logs can follow it across services
             task.metadata["coalesce"]["clientTaskId"] = client_task
-        task.history.append(self._stamped(request.message, task))
         record = TaskRecord(task=task, skill=skill, dialect=dialect, events=Topic(buffer=self.limits.subscriber_buffer))
         self._tasks[task_id] = record
         return record
