@@ -88,8 +88,8 @@ class SqlTaskStore:
         self._claim = DriverStatement(  # a key claimed again after the window (not yet purged) takes the new time
             claim.on_conflict_do_update(index_elements=["ephemeral_key"], set_={"at": claim.excluded.at}), self.engine
         )
-        # a forgotten task's delete, compiled once too (an expanding IN compiled per batch held the interpreter lock
-        # in the writer thread: a seventh of a request's time once the store is full and every new task forgets one)
+        # a forgotten task's delete, compiled once too: an expanding IN compiled per batch in the writer thread held
+        # the interpreter lock the event loop needs, at every batch once the store is full (each new task forgets one)
         self._forget = DriverStatement(delete(tasks).where(tasks.c.id == bindparam("id")), self.engine)
         if "owner" not in {c["name"] for c in inspect(self.engine).get_columns(tasks.name)}:
             with self.engine.begin() as db:  # a database written before tasks had owners: its tasks stay anonymous

@@ -1,6 +1,6 @@
 """A service's FastAPI app with direct routes: the few hot endpoints (the contractor's JSON-RPC endpoint) answered
-ahead of the framework's middleware stack, which costs about a quarter of an echo task's time on a contractor
-(a py-spy profile: seven layers of ASGI middleware, routing and exception handling around one call).
+ahead of the framework's middleware stack (seven layers of ASGI middleware, routing and exception handling around
+one call: a large share of an echo task's time on a contractor, in a py-spy profile).
 
 The contract of a direct route: its endpoint takes the request and returns a response, exactly as a Starlette
 endpoint does, and handles its own errors (an exception it lets out is logged and answered 500, as Starlette's

@@ -48,7 +48,7 @@ class ReceiptSigner:
             "iat": int(time.time()),
         }
         # the claims written by the services' JSON writer and signed by PyJWT's JWS layer: the same JWT as
-        # `jwt.encode` makes of them, without the standard library's encoder (a tenth of an echo task's time)
+        # `jwt.encode` makes of them, without the standard library's encoder (most of what signing cost)
         return api_jws.encode(jsonio.dumps(claims), self.key, algorithm=ALGORITHM, headers=self.headers)
 
 
