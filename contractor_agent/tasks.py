@@ -224,8 +224,11 @@ class TaskManager:
         record.task.history.append(stamped)
         # what the worker reads: the same message where it came in plaintext, the opened one on a channel
         record.worker_history.append(stamped if plain is request.message else self._stamped(plain, record.task))
+        # what was accepted is on disk before an answer says so (a non-blocking answer waits for it)
         if request.push_config is not None:
-            self.set_push_config(record, request.push_config)
+            self.set_push_config(record, request.push_config)  # which writes the task
+        else:
+            self._persist(record)
         subscription = self._subscribe(record) if subscribe else None
         if existing is None:
             self._emit(record, self.status_event(record))

@@ -131,6 +131,24 @@ def test_every_task_answered_survives_a_kill_right_after_its_answer(tmp_path, da
         contractor.wait(timeout=30)
 
 
+def test_every_task_acknowledged_at_once_survives_a_kill_right_after_its_acknowledgement(tmp_path, database):
+    """A non-blocking send is answered once its new task is on disk: a kill -9 the moment the last answer arrives
+    loses none of them, the queued ones included (they come back failed and uncharged: the restart ended them)."""
+    port, db = free_port(), database("contractor")
+    url = f"http://127.0.0.1:{port}/"
+    contractor = contractor_process(tmp_path, port, db)
+    try:
+        with ThreadPoolExecutor(16) as pool:  # 4 run, 12 wait for a place: the card's 4 running + 16 queued
+            ids = list(pool.map(lambda i: start(url, SLOW_RISK), range(16)))
+        kill9(contractor)
+        contractor = contractor_process(tmp_path, port, db)
+        states = [rpc(url, "tasks/get", {"id": task_id}).get("result", {}).get("status", {}) for task_id in ids]
+        assert [s.get("state") for s in states] == ["failed"] * 16, states
+    finally:
+        contractor.terminate()
+        contractor.wait(timeout=30)
+
+
 def test_client_killed_mid_hire_resumes_and_settles_every_escrow_exactly_once(tmp_path, local_llm, database):
     port, contractor_db = free_port(), database("contractor")
     contractor = contractor_process(tmp_path, port, contractor_db)
