@@ -3,16 +3,14 @@ ahead of the framework's middleware stack (seven layers of ASGI middleware, rout
 one call: a large share of an echo task's time on a contractor, in a py-spy profile).
 
 The contract of a direct route: its endpoint takes the request and returns a response, exactly as a Starlette
-endpoint does, and handles its own errors (an exception it lets out is logged and answered 500, as Starlette's
-error middleware answers one); it is metered like every other route (`RequestMeter`: method, path, status,
-latency); another method on its path is answered 405 with `Allow`. Everything else (other paths, lifespan,
-websockets) goes through FastAPI as usual.
+endpoint does, and handles its own errors (an exception it lets out is logged and answered 500, the connection
+kept); it is metered like every other route (`RequestMeter`: method, path, status, latency); another method on its
+path is answered 405 with `Allow`. Everything else (other paths, lifespan, websockets) goes through FastAPI as usual.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,11 +27,12 @@ from shared.runtime.observability import (
     ServiceMetrics,
 )
 
-log = logging.getLogger(__name__)
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 
 def route_path(scope: Scope) -> str:
@@ -51,37 +50,31 @@ class ServiceApp(FastAPI):
         super().__init__(telemetry=FASTAPI_TELEMETRY, **settings)
         self.add_middleware(MetricsMiddleware, metrics=metrics)
         self._meter = RequestMeter(metrics)
-        self._direct: dict[str, tuple[frozenset[str], Endpoint]] = {}
+        self._direct: dict[str, ASGIApp] = {}
 
     def direct_route(self, path: str, endpoint: Endpoint, methods: tuple[str, ...]) -> None:
         """Answer `methods` on `path` with `endpoint`, ahead of the middleware stack."""
-        self._direct[path] = (frozenset(methods), endpoint)
+        allowed = frozenset(methods)
+
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+            response: Response
+            if scope["method"] not in allowed:
+                response = PlainTextResponse("Method Not Allowed", 405, {"Allow": ", ".join(sorted(allowed))})
+            else:
+                try:
+                    response = await endpoint(Request(scope, receive))
+                except Exception:  # answered, and the connection kept (re-raising would make the server close it)
+                    log.exception("internal error on %s %s", scope["method"], scope["path"])
+                    response = PlainTextResponse("Internal Server Error", 500)
+            await response(scope, receive, send)
+
+        self._direct[path] = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = route_path(scope) if scope["type"] == "http" else None
-        route = self._direct.get(path) if path is not None else None
-        if route is None:
+        path = route_path(scope) if scope["type"] == "http" else ""
+        direct = self._direct.get(path)
+        if direct is None:
             await super().__call__(scope, receive, send)
             return
-        started, status = time.perf_counter(), None  # the status sent, once sent
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        methods, endpoint = route
         scope["app"] = self  # what `request.app` reads, as Starlette sets it
-        try:
-            if scope["method"] in methods:
-                response = await endpoint(Request(scope, receive))
-            else:
-                response = PlainTextResponse("Method Not Allowed", 405, {"Allow": ", ".join(sorted(methods))})
-            await response(scope, receive, sending)
-        except Exception:
-            log.exception("internal error on %s %s", scope["method"], scope["path"])
-            if status is None:  # nothing sent yet
-                await PlainTextResponse("Internal Server Error", 500)(scope, receive, sending)
-        finally:
-            self._meter.record(scope["method"], str(path), status or 500, time.perf_counter() - started)
+        await self._meter.around(direct, scope, receive, send, lambda: path)
