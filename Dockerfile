@@ -28,4 +28,7 @@ COPY build/embeddings /opt/coalesce/embeddings
 ENV PATH=/opt/venv/bin:$PATH COALESCE_EMBEDDINGS_ONNX=/opt/coalesce/embeddings HF_HUB_OFFLINE=1
 WORKDIR /app
 COPY agent_cards agent_cards
+# the decision's compiled kernels, into numba's cache beside their sources (else a client's first decision compiles
+# them): a day's simulation runs every one
+RUN python -c "from simulator.run import RunConfig, simulate; simulate(RunConfig('warm-up', clients=3, contractors=6, days=1))"
 ENTRYPOINT ["coalesce", "--log-level", "info"]

@@ -20,7 +20,7 @@ from scipy.stats import t as student
 
 from shared.economics.decision.strategies import STRATEGIES
 from simulator.market import MONEY
-from simulator.run import RunConfig, metrics, regret_series, simulate_runs
+from simulator.run import RunConfig, hours, metrics, regret_series, simulate_runs
 
 OURS = tuple(STRATEGIES)
 DURATIONS = (1, 3, 5, 7, 10, 14, 20, 25, 30)
@@ -116,8 +116,23 @@ def expand(configs: list[RunConfig], runs: int, base_seed: int = 2025) -> list[R
 
 
 def run_group(configs: list[RunConfig]) -> list[tuple[list[dict[str, Any]], dict[str, list[float]]]]:
-    """The runs of one configuration, simulated in lock step."""
-    return [(metrics(c, t), regret_series(t)) for c, t in zip(configs, simulate_runs(configs), strict=True)]
+    """Runs of one family (the same configuration but for its length), simulated in lock step once, to the
+    longest length: each shorter configuration's runs are read off on the way (`simulate_runs`). One result per
+    entry of `configs`, in order."""
+    longest = max(config.days for config in configs)
+    runs = list({config.run: config for config in configs if config.days == longest}.values())
+    tallies = simulate_runs(runs, tuple({hours(config) for config in configs}))
+    position = {config.run: i for i, config in enumerate(runs)}
+    out = []
+    for config in configs:
+        run = tallies[hours(config)][position[config.run]]
+        out.append((metrics(config, run), regret_series(run)))
+    return out
+
+
+def family(config: RunConfig) -> str:
+    """What runs simulated in lock step share: everything but the name, the run and the length."""
+    return repr(replace(config, name="", run=0, seed=0, days=0))
 
 
 def run_all(
@@ -127,15 +142,18 @@ def run_all(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[list[float]]]]]:
     rows: list[dict[str, Any]] = []
     series: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
-    groups: dict[str, list[RunConfig]] = defaultdict(list)
+    families: dict[str, dict[int, list[RunConfig]]] = defaultdict(lambda: defaultdict(list))
     for config in configs:
-        groups[config.name].append(config)
-    chunks = []  # runs of one configuration in lock step, as many as memory allows
-    for group in groups.values():
-        size = max(1, BATCH_CELLS // (group[0].clients * group[0].contractors))
-        chunks += [group[i : i + size] for i in range(0, len(group), size)]
+        families[family(config)][config.run].append(config)
+    chunks = []  # the runs of one family in lock step, as many as memory allows, each with all its lengths
+    for by_run in families.values():
+        runs = list(by_run.values())
+        size = max(1, BATCH_CELLS // (runs[0][0].clients * runs[0][0].contractors))
+        chunks += [[c for run in runs[i : i + size] for c in run] for i in range(0, len(runs), size)]
     # the longest first, so that the pool ends together
-    ordered = sorted(chunks, key=lambda g: -len(g) * g[0].days * g[0].clients * g[0].contractors)
+    ordered = sorted(
+        chunks, key=lambda g: -len({c.run for c in g}) * max(c.days for c in g) * g[0].clients * g[0].contractors
+    )
     done = 0
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(run_group, group): group for group in ordered}

@@ -191,6 +191,14 @@ class Market:
         return self.spec["contractor_types"][self.type_names[index]]
 
     def _paper_setup(self) -> None:
+        self.task_table = self._task_table()
+        contractor = [self._type(k) for k in self.kind]
+        self.contractor_table = {
+            key: np.array([c[key] for c in contractor], dtype=float)
+            for key in ("effective_tflops", "fee_usd", "surge_alpha", "breach")
+        }
+        self.contractor_table["usd_per_hour"] = np.array([c["usd_per_hour"] * c["markup"] for c in contractor])
+        self.contractor_table["network_s"] = np.array([c["network_min"] for c in contractor]) * 60.0
         ranges = np.array([self._type(k)["reliability"] for k in self.kind])
         self.reliability = self.rng.uniform(ranges[:, 0], ranges[:, 1])
         windows = np.array([self._type(k)["availability"] for k in self.kind])
@@ -207,6 +215,21 @@ class Market:
         mean = np.clip(fitting[None, :] * self.fit.mean(axis=2) ** self.outcomes["fit_exponent"], 1e-3, 1 - 1e-3)
         concentration = self.outcomes["quality_concentration"]
         self.p_right = self.rng.beta(mean * concentration, (1.0 - mean) * concentration)  # (T, n), this instance's
+
+    def _task_table(self) -> dict[str, np.ndarray]:
+        """Per task type (in TASK_TYPES order), the numbers a paper-market task draws from."""
+        types = [self.spec["task_types"][t] for t in TASK_TYPES]
+        table = {
+            key: np.array([t[key] for t in types], dtype=float)
+            for key in ("tflop", "detection", "local_failure", "deadline_min")
+        }
+        for key in ("value_usd", "data_gb"):
+            ranges = np.array([bounds(t[key]) for t in types])
+            table[f"{key.removesuffix('_usd')}_low"], table[f"{key.removesuffix('_usd')}_high"] = (
+                ranges[:, 0],
+                ranges[:, 1],
+            )
+        return table
 
     def _reference_setup(self) -> None:
         self.reliability = np.array([self._type(k)["reliability"] for k in self.kind])
@@ -295,26 +318,21 @@ class Market:
     # ------------------------------------------------------------ the paper preset
 
     def _paper_step(self, task_type: np.ndarray, demand: float, available: np.ndarray) -> Step:
-        spec, rng = self.spec, self.rng
+        spec, rng, types, contractor = self.spec, self.rng, self.task_table, self.contractor_table
         b, n = len(task_type), len(self.kind)
-        tasks = [spec["task_types"][TASK_TYPES[t]] for t in task_type]
-        value = np.array([rng.uniform(*t["value_usd"]) for t in tasks]).reshape(b)
-        tflop = np.array([t["tflop"] for t in tasks], dtype=float).reshape(b) * rng.uniform(0.5, 2.0, b)
+        value = rng.uniform(types["value_low"][task_type], types["value_high"][task_type])
+        tflop = types["tflop"][task_type] * rng.uniform(0.5, 2.0, b)
         client = spec["client"]
         local_latency = tflop / client["effective_tflops"]
-        contractor = [self._type(k) for k in self.kind]
-        speed = np.array([c["effective_tflops"] for c in contractor])
-        exec_s = tflop[:, None] / speed[None, :]
-        network = np.array([c["network_min"] for c in contractor]) * 60.0
-        hourly = np.array([c["usd_per_hour"] * c["markup"] for c in contractor])
-        fee = np.array([c["fee_usd"] for c in contractor])
+        exec_s = tflop[:, None] / contractor["effective_tflops"][None, :]
         share_free = available.mean(axis=1, keepdims=True)
-        alpha = np.array([c["surge_alpha"] for c in contractor])
-        base = (exec_s / 3600.0 * hourly + fee) * self.price_level
+        base = (exec_s / 3600.0 * contractor["usd_per_hour"] + contractor["fee_usd"]) * self.price_level
         # eq. (7), as shares of capacity: demand 60 % at the mean, ±25 %; free slots follow availability
-        price = dynamic_price(base, alpha, 0.6 * demand, share_free, 1.0) * rng.uniform(0.9, 1.1, (b, n))
+        price = dynamic_price(base, contractor["surge_alpha"], 0.6 * demand, share_free, 1.0) * rng.uniform(
+            0.9, 1.1, (b, n)
+        )
         fit = self.fit[task_type]  # (B, n, 2): ontological and embedding similarity, zero where a type does not serve
-        data_gb = np.array([rng.uniform(*t["data_gb"]) for t in tasks]).reshape(b)
+        data_gb = rng.uniform(types["data_gb_low"][task_type], types["data_gb_high"][task_type])
         extras = spec["extras"]
         overhead = (
             data_gb * extras["egress_usd_per_gb"]
@@ -323,16 +341,15 @@ class Market:
             + extras["integration_usd"]
         )
         sensitivity = rng.choice(len(SENSITIVITIES), size=b)
-        breach = np.array([c["breach"] for c in contractor])
         weights = np.array([SENSITIVITY_WEIGHT[name] for name in SENSITIVITIES])[sensitivity]
-        p_security = security_risk(breach[None, :, None], weights[:, None], "e2e")  # (B, n), one path each
-        expected = exec_s + network
-        detection = np.array([t["detection"] for t in tasks], dtype=float).reshape(b)
-        local_right = 1.0 - np.array([t["local_failure"] for t in tasks], dtype=float).reshape(b)
+        p_security = security_risk(contractor["breach"][None, :, None], weights[:, None], "e2e")  # (B, n), a path each
+        expected = exec_s + contractor["network_s"]
+        detection = types["detection"][task_type]
+        local_right = 1.0 - types["local_failure"][task_type]
         return Step(
             task_type=task_type,
             value=value,
-            deadline_s=self._deadline(np.array([t["deadline_min"] for t in tasks], dtype=float).reshape(b)),
+            deadline_s=self._deadline(types["deadline_min"][task_type]),
             urgency=np.full(b, 0.5),
             risk_level=weights,
             budget=np.full(b, np.inf),

@@ -23,6 +23,7 @@ actual cost) / all-local cost over every task; likewise time savings; regret = (
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -109,8 +110,8 @@ class EngineAgent:
         self.weights = CompatibilityWeights(**config.compatibility)
         self.markets = markets
         runs, n = len(markets), len(markets[0].ids)
-        self.successes = np.zeros((runs, n, len(TASK_TYPES)))
-        self.failures = np.zeros((runs, n, len(TASK_TYPES)))
+        self.successes = np.zeros((runs, len(TASK_TYPES), n))  # per run, task type and contractor
+        self.failures = np.zeros((runs, len(TASK_TYPES), n))
         self.local_successes = np.zeros((runs, len(TASK_TYPES)))  # the client's own worker, from its checks
         self.local_failures = np.zeros((runs, len(TASK_TYPES)))
         self.hires = np.zeros((runs, n))
@@ -120,8 +121,7 @@ class EngineAgent:
         self.last: Choice | None = None
 
     def decide(self, step: Step, stream: np.ndarray) -> Choice:
-        columns = np.arange(self.hires.shape[1])[None, :]
-        a, b = self.posterior(self.successes, self.failures, (stream[:, None], columns, step.task_type[:, None]))
+        a, b = self.posterior(self.successes, self.failures, (stream, step.task_type))
         hired, good = self.hires.sum(axis=1), self.good.sum(axis=1)
         failure_rate = np.divide(hired - good, hired, out=np.full(len(hired), 0.25), where=hired > 0)
         signals = MarketSignals(
@@ -205,39 +205,65 @@ class EngineAgent:
         if len(rows) == 0:
             return
         runs, kinds = stream[rows], step.task_type[rows]
-        np.add.at(self.successes, (runs, hires, kinds), success)
-        np.add.at(self.failures, (runs, hires, kinds), ~success)
+        np.add.at(self.successes, (runs, kinds, hires), success)
+        np.add.at(self.failures, (runs, kinds, hires), ~success)
         expected_local = self.last.evaluation.problem.expected_local_cost[rows]
         np.add.at(self.hires, (runs, hires), 1.0)
         np.add.at(self.good, (runs, hires), success & (cost <= expected_local))
         self.engine.learn(self.last.evaluation, rows, hires, outcome_reward(success, cost, expected_local))
 
 
-def simulate_runs(configs: list[RunConfig]) -> list[dict[str, Tally]]:
+def hours(config: RunConfig) -> int:
+    """How many simulated hours a run lasts."""
+    return round(config.days * 24)
+
+
+def simulate_runs(configs: list[RunConfig], horizons: tuple[int, ...] = ()) -> dict[int, list[dict[str, Tally]]]:
     """Runs of one configuration (differing in seed) in lock step: each hour, every strategy decides the tasks of
-    every run in one batch. Every run has its own market, learning and scores."""
+    every run in one batch. Every run has its own market, learning and scores. The tallies after the runs' own
+    number of hours, and after each of `horizons` (shorter): a run stopped earlier would have decided the same tasks
+    the same way until then (nothing before an hour depends on how long the run lasts), so a shorter run is a
+    prefix of a longer one."""
     first = configs[0]
     markets = [Market(c.market, c.clients, c.contractors, c.seed, c.outcomes) for c in configs]
     agents = {name: _agent(name, configs, markets) for name in first.strategies}
     tallies = [{name: Tally() for name in first.strategies} for _ in configs]
-    hours = round(first.days * 24)
-    for hour in range(hours):
+    end = hours(first)
+    snapshots: dict[int, list[dict[str, Tally]]] = {}
+    for hour in range(end):
         step, stream = merge([market.step(hour) for market in markets])
         if len(step):
             local = step.local_outcome()
             for name, agent in agents.items():
                 choice = _decide(agent, step, stream)
                 _settle(agent, choice, step, stream, local, [t[name] for t in tallies])
-        if hour % 24 == 23 or hour == hours - 1:
-            for run in tallies:
-                for tally in run.values():
-                    tally.daily_cost.append(tally.cost)
-                    tally.daily_local_cost.append(tally.local_cost)
-    return tallies
+        if hour % 24 == 23:
+            _close_day(tallies)
+        if hour + 1 in horizons and hour + 1 < end:
+            snapshots[hour + 1] = _closed(tallies, day_ended=hour % 24 == 23)
+    if end % 24:
+        _close_day(tallies)  # the last, partial day
+    snapshots[end] = tallies
+    return snapshots
+
+
+def _close_day(tallies: list[dict[str, Tally]]) -> None:
+    for run in tallies:
+        for tally in run.values():
+            tally.daily_cost.append(tally.cost)
+            tally.daily_local_cost.append(tally.local_cost)
+
+
+def _closed(tallies: list[dict[str, Tally]], day_ended: bool) -> list[dict[str, Tally]]:
+    """A copy of the tallies as a run ending now would leave them (its last, partial day closed)."""
+    copies = [{name: copy.deepcopy(tally) for name, tally in run.items()} for run in tallies]
+    if not day_ended:
+        _close_day(copies)
+    return copies
 
 
 def simulate(config: RunConfig) -> dict[str, Tally]:
-    return simulate_runs([config])[0]
+    return simulate_runs([config])[hours(config)][0]
 
 
 class LocalBaseline:

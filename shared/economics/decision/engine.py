@@ -175,18 +175,23 @@ class DecisionEngine:
     # -------------------------------------------------------------- batches (the simulator)
 
     def evaluate(
-        self, problem: Problem, reliability: np.ndarray | None = None, eligible: np.ndarray | None = None
+        self, problem: Problem, reliability: np.ndarray | None = None, base: Evaluation | None = None
     ) -> Evaluation:
+        """Skill filter, criteria, weights, TOPSIS and confidence (18) of every problem, under `reliability`
+        (posterior means when None). A re-evaluation of `base` under other reliabilities keeps its eligible
+        candidates and its confidence (which no reliability estimate changes)."""
         c = problem.candidates
-        if eligible is None:
+        if base is None:
             eligible = (c.compatibility >= self.config.skill_threshold) & c.available
+            good_share = np.divide(c.good_decisions, c.hires, out=np.zeros(c.hires.shape), where=c.hires > 0)
+            confidence = decision_confidence(good_share, c.hires, self.config.z)
+        else:
+            eligible, confidence = base.eligible, base.confidence
         reliability = c.reliability if reliability is None else reliability
         matrix = criteria_matrix(problem, reliability)
         historical = np.stack([learner.weights for learner in self.learners])[problem.column(problem.stream, np.int64)]
         weights = market_weights(problem.signals, historical, self.config.market_beta, batch=c.batch)
         weights = masked_correlation_weights(matrix, weights, self.config.correlation_alpha, eligible)
-        good_share = np.divide(c.good_decisions, c.hires, out=np.zeros(c.hires.shape), where=c.hires > 0)
-        confidence = decision_confidence(good_share, c.hires, self.config.z)
         return Evaluation(
             problem, eligible, matrix, weights, masked_topsis(matrix, weights, BENEFIT, eligible), confidence
         )

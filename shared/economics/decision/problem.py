@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from shared.economics.cost_model import Offer, latency_penalty, risk_cost
 from shared.economics.decision.topsis import CRITERIA, DecisionError
@@ -166,14 +168,10 @@ class Problem:
         return self.local_cost(self.local.p_failure)
 
     @cached_property
-    def price_and_overhead(self) -> np.ndarray:
-        """(B, n): the parts of each candidate's external cost (6) that no estimate of its reliability changes."""
-        return self.candidates.price + self.candidates.overhead
-
-    @cached_property
-    def delay_penalty(self) -> np.ndarray:
-        """(B, n): each candidate's delay penalty against the problem's deadline."""
-        return self.latency_penalty(self.candidates.latency_s)
+    def fixed_cost(self) -> np.ndarray:
+        """(B, n): the parts of each candidate's external cost (6) that no estimate of its reliability changes:
+        price, overhead and the delay penalty against the problem's deadline."""
+        return self.candidates.price + self.candidates.overhead + self.latency_penalty(self.candidates.latency_s)
 
     @property
     def local_learnt(self) -> bool:
@@ -324,10 +322,34 @@ def criteria_matrix(problem: Problem, reliability: np.ndarray) -> np.ndarray:
     """(B, n, 4): [C_external (eq. 6), reliability, latency, security risk] of every candidate, with the given
     success probabilities (posterior means, optimistic bounds, samples or the truth)."""
     c = problem.candidates
-    stake = problem.column(problem.value_at_stake)[:, None]
-    cost = problem.price_and_overhead + risk_cost(stake, 1.0 - reliability, c.p_security, c.p_quality)
-    cost += problem.delay_penalty
-    return np.swapaxes(np.stack([cost, reliability, c.latency_s, c.p_security], axis=1), 1, 2)  # a (B, n, 4) view
+    columns = np.empty((c.batch, len(CRITERIA), len(c)))
+    stake = problem.column(problem.value_at_stake)
+    _criteria(problem.fixed_cost, stake, reliability, c.p_security, c.p_quality, c.latency_s, columns)
+    return np.swapaxes(columns, 1, 2)  # a (B, n, 4) view
+
+
+register_jitable(risk_cost)  # eq. (9), the same function, compiled into the kernel below
+
+
+@numba.njit(cache=True, nogil=True)
+def _criteria(
+    fixed_cost: np.ndarray,
+    stake: np.ndarray,
+    reliability: np.ndarray,
+    p_security: np.ndarray,
+    p_quality: np.ndarray,
+    latency_s: np.ndarray,
+    columns: np.ndarray,
+) -> None:  # pragma: no cover - compiled (run through criteria_matrix)
+    """The criteria of every candidate written into `columns` (B, 4, n) in one pass (no temporary arrays)."""
+    batch, n = fixed_cost.shape
+    for b in range(batch):
+        for j in range(n):
+            risk = risk_cost(stake[b], 1.0 - reliability[b, j], p_security[b, j], p_quality[b, j])
+            columns[b, 0, j] = fixed_cost[b, j] + risk  # (6) C_external
+            columns[b, 1, j] = reliability[b, j]
+            columns[b, 2, j] = latency_s[b, j]
+            columns[b, 3, j] = p_security[b, j]
 
 
 def best_among(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -111,7 +111,7 @@ def _choose_by_estimate(
     allows against the local option under the same estimate (`local_quality`, when the local worker's quality is
     learnt), hire the TOPSIS best; marked exploration when it differs from the choice under posterior means."""
     problem = evaluation.problem
-    estimated = engine.evaluate(problem, reliability=reliability, eligible=evaluation.eligible)
+    estimated = engine.evaluate(problem, reliability=reliability, base=evaluation)
     local_cost = None if local_quality is None else problem.local_cost(1.0 - local_quality)
     affordable = engine.affordable(problem, estimated.matrix[..., 0], local_cost)
     pick = best_among(estimated.scores, estimated.eligible & affordable)

@@ -4,42 +4,59 @@ problems at once (arrays of shape (B, n, c)). No I/O.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 CRITERIA = ("cost", "reliability", "latency", "security_risk")
 BENEFIT = np.array([False, True, False, False])
 NO_SCORE = -1.0  # the TOPSIS score of a candidate that is not eligible
+# The compiled kernels may reorder a sum over candidates (so that it vectorises): a last-bit difference, no more;
+# no other fast-math licence (infinities and NaN keep their meaning).
+REDUCTIONS = {"reassoc", "nsz"}
 
 
 class DecisionError(ValueError):
     """A decision input that has no defined answer (shapes that do not fit, NaN, negative weights)."""
 
 
-def masked_columns(matrix: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(B, c, n), contiguous (reductions over the candidates run over contiguous memory): each problem's criteria
-    of the candidates in `mask`, 0 for the others. Free of a copy when `matrix` is a (B, c, n) array seen as
-    (B, n, c), as `criteria_matrix` makes it."""
-    return np.where(mask[:, None, :], np.ascontiguousarray(np.swapaxes(matrix, 1, 2)), 0.0)
-
-
 def masked_topsis(matrix: np.ndarray, weights: np.ndarray, benefit: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """TOPSIS closeness for a batch: matrix (B, n, c), weights (B, c) summing to 1, mask (B, n) of the
     alternatives that take part; the others score NO_SCORE. Inputs are trusted (see `topsis`)."""
-    cells = masked_columns(matrix, mask)
-    m = mask[:, None, :]
-    norms = np.sqrt(np.einsum("bcn,bcn->bc", cells, cells))
-    scale = np.divide(weights, norms, out=np.zeros_like(weights), where=norms > 0)
-    weighted = cells * scale[:, :, None]  # vector-normalised, then weighted
-    high = np.where(m, weighted, -np.inf).max(axis=2, initial=-np.inf)
-    low = np.where(m, weighted, np.inf).min(axis=2, initial=np.inf)
-    high, low = np.where(np.isfinite(high), high, 0.0), np.where(np.isfinite(low), low, 0.0)
-    to_ideal = weighted - np.where(benefit, high, low)[:, :, None]
-    to_anti = weighted - np.where(benefit, low, high)[:, :, None]
-    d_plus = np.sqrt(np.einsum("bcn,bcn->bn", to_ideal, to_ideal))
-    d_minus = np.sqrt(np.einsum("bcn,bcn->bn", to_anti, to_anti))
-    total = d_plus + d_minus
-    scores = np.divide(d_minus, total, out=np.full(total.shape, 0.5), where=total > 1e-15)
-    return np.where(mask, scores, NO_SCORE)
+    scores = np.empty(mask.shape)
+    _masked_topsis(np.ascontiguousarray(np.swapaxes(matrix, 1, 2)), weights, benefit, mask, scores)
+    return scores
+
+
+@numba.njit(cache=True, nogil=True, fastmath=REDUCTIONS)
+def _masked_topsis(
+    columns: np.ndarray, weights: np.ndarray, benefit: np.ndarray, mask: np.ndarray, scores: np.ndarray
+) -> None:  # pragma: no cover - compiled (run through masked_topsis)
+    """Per problem of `columns` (B, c, n), written into `scores` (B, n). Free of branches on the mask (selects,
+    not jumps), so that the loops over candidates vectorise."""
+    batch, criteria, n = columns.shape
+    d_plus, d_minus = np.empty(n), np.empty(n)
+    for b in range(batch):
+        d_plus[:], d_minus[:] = 0.0, 0.0
+        for c in range(criteria):
+            squares, high, low = 0.0, -np.inf, np.inf
+            for j in range(n):
+                x = columns[b, c, j]
+                squares += x * x if mask[b, j] else 0.0
+                high = max(high, x if mask[b, j] else -np.inf)
+                low = min(low, x if mask[b, j] else np.inf)
+            norm = np.sqrt(squares)
+            scale = weights[b, c] / norm if norm > 0 else 0.0  # vector-normalised, then weighted
+            high = high * scale if np.isfinite(high) else 0.0
+            low = low * scale if np.isfinite(low) else 0.0
+            ideal, anti = (high, low) if benefit[c] else (low, high)
+            for j in range(n):
+                weighted = columns[b, c, j] * scale
+                d_plus[j] += (weighted - ideal) ** 2
+                d_minus[j] += (weighted - anti) ** 2
+        for j in range(n):
+            total = np.sqrt(d_plus[j]) + np.sqrt(d_minus[j])
+            score = np.sqrt(d_minus[j]) / total if total > 1e-15 else 0.5
+            scores[b, j] = score if mask[b, j] else NO_SCORE
 
 
 def topsis(matrix: np.ndarray, weights: np.ndarray, benefit: np.ndarray) -> np.ndarray:

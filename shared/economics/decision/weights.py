@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
-from shared.economics.decision.topsis import CRITERIA, masked_columns
+from shared.economics.decision.topsis import CRITERIA, REDUCTIONS
 
 
 @dataclass(frozen=True)
@@ -48,19 +49,49 @@ def market_weights(signals: MarketSignals, historical: np.ndarray, beta: float, 
 
 def masked_correlation_weights(matrix: np.ndarray, weights: np.ndarray, alpha: float, mask: np.ndarray) -> np.ndarray:
     """Eq. (11) for a batch: matrix (B, n, c), weights (B, c), mask (B, n)."""
-    cells = masked_columns(matrix, mask)  # (B, c, n)
-    m = mask[:, None, :]
-    count = mask.sum(axis=1)
-    mean = cells.sum(axis=2) / np.maximum(count, 1)[:, None]
-    centred = np.where(m, cells - mean[:, :, None], 0.0)
-    spread = np.sqrt(np.einsum("bcn,bcn->bc", centred, centred))
-    scale = np.maximum(np.abs(cells).max(axis=2, initial=0.0), 1e-300)
-    varying = (spread > 1e-12 * scale) & (count >= 3)[:, None]
-    standard = np.divide(centred, spread[:, :, None], out=np.zeros_like(centred), where=varying[:, :, None])
-    rho = np.einsum("bin,bjn->bij", standard, standard)  # Pearson's ρ between varying criteria, 0 otherwise
-    rho[:, np.arange(rho.shape[1]), np.arange(rho.shape[1])] = 0.0
-    # (11) w'_i = w_i × (1 − α Σ_{j≠i} |ρ_ij|)
-    return normalised(weights * np.clip(1.0 - alpha * np.abs(rho).sum(axis=2), 0.0, None))
+    adjusted = np.empty(weights.shape)
+    _masked_correlation_weights(np.ascontiguousarray(np.swapaxes(matrix, 1, 2)), weights, alpha, mask, adjusted)
+    return normalised(adjusted)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=REDUCTIONS)
+def _masked_correlation_weights(
+    columns: np.ndarray, weights: np.ndarray, alpha: float, mask: np.ndarray, adjusted: np.ndarray
+) -> None:  # pragma: no cover - compiled (run through masked_correlation_weights)
+    """Per problem of `columns` (B, c, n): Pearson's ρ between the criteria over the masked candidates (0 for a
+    criterion that does not vary, and with fewer than three candidates), and the weights of (11), unnormalised.
+    Free of branches on the mask (a candidate out of it counts 0), so that the sums over candidates vectorise."""
+    batch, criteria, n = columns.shape
+    taking_part, mean, spread = np.empty(n), np.empty(criteria), np.empty(criteria)
+    products = np.empty((criteria, criteria))  # Σ over the candidates of the centred criteria's products
+    for b in range(batch):
+        count = 0.0
+        for j in range(n):
+            taking_part[j] = 1.0 if mask[b, j] else 0.0
+            count += taking_part[j]
+        for c in range(criteria):
+            total, largest = 0.0, 0.0
+            for j in range(n):
+                total += columns[b, c, j] * taking_part[j]
+                largest = max(largest, abs(columns[b, c, j]) * taking_part[j])
+            mean[c] = total / max(count, 1.0)
+            spread[c] = largest  # for now, the scale the spread is compared with
+        for c in range(criteria):
+            for other in range(c, criteria):
+                product, mean_c, mean_other = 0.0, mean[c], mean[other]
+                for j in range(n):
+                    product += (columns[b, c, j] - mean_c) * (columns[b, other, j] - mean_other) * taking_part[j]
+                products[c, other] = products[other, c] = product
+        for c in range(criteria):
+            varying = count >= 3 and np.sqrt(products[c, c]) > 1e-12 * max(spread[c], 1e-300)
+            spread[c] = np.sqrt(products[c, c]) if varying else 0.0
+        for c in range(criteria):
+            correlated = 0.0  # Σ_{j≠i} |ρ_ij|; a criterion that does not vary correlates with nothing
+            for other in range(criteria):
+                if other != c and spread[c] > 0.0 and spread[other] > 0.0:
+                    correlated += abs(products[c, other] / (spread[c] * spread[other]))
+            # (11) w'_i = w_i × (1 − α Σ_{j≠i} |ρ_ij|)
+            adjusted[b, c] = weights[b, c] * max(1.0 - alpha * correlated, 0.0)
 
 
 def correlation_adjusted_weights(matrix: np.ndarray, weights: np.ndarray, alpha: float) -> np.ndarray:

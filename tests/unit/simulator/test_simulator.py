@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import csv
+import math
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from simulator.experiments import expand, run_all
 from simulator.market import SPECS, Market
 from simulator.reference import ReferenceRule, minmax_topsis
-from simulator.run import EngineAgent, LocalBaseline, RunConfig, merge, metrics, simulate
+from simulator.run import (
+    EngineAgent,
+    LocalBaseline,
+    RunConfig,
+    hours,
+    merge,
+    metrics,
+    regret_series,
+    simulate,
+    simulate_runs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +82,23 @@ def test_a_failed_hire_costs_more_than_doing_it_locally():
     assert not observed.any() and not money.paid.any()
     assert np.array_equal(right, local[2])  # the local answer is what the client is left with
     assert np.all(money.total > local[0].total - 1e-12) and np.all(time > local[1])
+
+
+def test_runs_of_every_length_read_off_one_simulation_are_the_runs_themselves():
+    # 1 day ends on a day's end, 1.5 days in the middle of one (its partial day closed), 2.5 days is the longest;
+    # run_all simulates the family once, to 2.5 days, with both of its runs in lock step
+    lengths = {"a": 1.0, "b": 1.5, "c": 2.5}
+    configs = expand([RunConfig(name, clients=3, contractors=6, days=days) for name, days in lengths.items()], 2)
+    rows, series = run_all(configs, workers=1)
+    for name, days in lengths.items():
+        alone = expand([RunConfig(name, clients=3, contractors=6, days=days)], 2)
+        expected = [
+            (metrics(c, t), regret_series(t)) for c, t in zip(alone, simulate_runs(alone)[hours(alone[0])], strict=True)
+        ]
+        by_run = sorted((r for r in rows if r["config"] == name), key=lambda r: r["run"])  # stable: strategies kept
+        assert repr(by_run) == repr([row for m, _ in expected for row in m])
+        assert series[name] == {s: [regrets[s] for _, regrets in expected] for s in expected[0][1]}
+        assert len(series[name]["oracle"][0]) == math.ceil(days)  # one point per day, the partial one included
 
 
 def test_same_seed_same_results_different_seed_different():

@@ -10,7 +10,8 @@ from hypothesis.extra.numpy import arrays
 from pymcdm.methods import TOPSIS as PymcdmTopsis
 from pymcdm.normalizations import vector_normalization
 
-from shared.economics.decision.topsis import DecisionError, topsis
+from shared.economics.decision.topsis import BENEFIT, NO_SCORE, DecisionError, masked_topsis, topsis
+from shared.economics.decision.weights import correlation_adjusted_weights, masked_correlation_weights, normalised
 
 finite = st.floats(min_value=0.01, max_value=1e4, allow_nan=False, allow_infinity=False)
 
@@ -119,3 +120,23 @@ def test_degenerate_inputs_have_defined_answers():
 def test_bad_inputs_are_clear_errors(matrix, weights, benefit):
     with pytest.raises(DecisionError):
         topsis(matrix, weights, benefit)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_a_masked_batch_scores_each_problem_as_its_candidates_alone(batch, n, seed):
+    # the compiled kernels over a batch (B, n, 4) with a mask against the one-problem functions on each problem's
+    # masked rows: TOPSIS scores (NO_SCORE outside the mask) and the correlation-adjusted weights (11)
+    rng = np.random.default_rng(seed)
+    matrix = rng.random((batch, n, 4)) * np.array([10.0, 1.0, 100.0, 0.1])
+    matrix[:, : n // 2, 3] = 0.05  # a criterion that does not vary among some candidates
+    mask = rng.random((batch, n)) < 0.6
+    weights = normalised(rng.random((batch, 4)))
+    scores = masked_topsis(matrix, weights, BENEFIT, mask)
+    adjusted = masked_correlation_weights(matrix, weights, 0.3, mask)
+    for b in range(batch):
+        rows = matrix[b][mask[b]]
+        assert np.all(scores[b][~mask[b]] == NO_SCORE)
+        if len(rows):
+            assert np.allclose(scores[b][mask[b]], topsis(rows, weights[b], BENEFIT), atol=1e-12)
+            assert np.allclose(adjusted[b], correlation_adjusted_weights(rows, weights[b], 0.3), atol=1e-12)
