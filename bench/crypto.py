@@ -2,12 +2,14 @@
 
     python bench/crypto.py [--repeat 100]
 
-1. Sealing and opening one envelope (AES-256-GCM plus the envelope's JSON and base64) of 1 KB, 64 KB and 1 MB,
-   in MB/s; raw AES-256-GCM alone beside it.
+1. A channel opened and one envelope each way sealed and opened (AES-256-GCM plus the envelope's JSON and base64)
+   of 1 KB, 64 KB and 1 MB, in MB/s; raw AES-256-GCM alone beside it. Channels on one session key, as the client
+   opens them (`ChannelKeys`): the key agreement once, an HKDF per channel.
 2. Round trips through a real contractor (its own server thread on 127.0.0.1, over HTTP) whose worker answers a
    short request with a text artifact of 1 MB, or of 100 bytes (a small message); plaintext `tasks/send` against
-   the same call sealed (key agreement, encryption both ways, decryption). Interleaved in one run; the ratio is
-   what to read (issue 18's goals: at most 1.10 at 1 MB, 1.05 for small messages).
+   the same call sealed (a channel on the session key, encryption both ways, decryption); replies parsed as the
+   client parses them (`jsonio.loads`). Interleaved in one run; the ratio is what to read (issue 18's goals: at most
+   1.10 at 1 MB, 1.05 for small messages).
 """
 
 from __future__ import annotations
@@ -26,9 +28,18 @@ from contractor_agent.app import create_app
 from contractor_agent.build import load_card
 from contractor_agent.identity import Identity
 from shared.a2a.models import Artifact, Message, Part, Task, new_id
+from shared.runtime import jsonio
 from shared.runtime.serving import ServerThread, bind_socket
-from shared.security.channel import Channel, ChannelOffer, ReplayGuard, channel_offer, key_id
-from shared.workers.base import StatelessWorker, WorkRequest, WorkResult
+from shared.security.channel import (
+    Channel,
+    ChannelKeys,
+    ChannelOffer,
+    KeyAgreements,
+    ReplayGuard,
+    channel_offer,
+    key_id,
+)
+from shared.workers.base import StatelessWorker, Worker, WorkRequest, WorkResult
 
 ROUND_TRIPS = {"1 MB": 1024 * 1024, "small (100 bytes)": 100}
 
@@ -50,7 +61,8 @@ SIZES = {"1 KB": 1024, "64 KB": 64 * 1024, "1 MB": 1024 * 1024}
 
 def throughput(repeat: int) -> list[tuple[str, float, float]]:
     server_key = X25519PrivateKey.generate()
-    offer = ChannelOffer(server_key.public_key(), key_id(server_key.public_key()), plaintext_accepted=True)
+    offer = ChannelOffer(server_key.public_key(), key_id(server_key.public_key()), True, sessions=True)
+    keys, agreements = ChannelKeys(), KeyAgreements(server_key)
     rows = []
     for label, size in SIZES.items():
         text = os.urandom(size // 2).hex()
@@ -61,10 +73,10 @@ def throughput(repeat: int) -> list[tuple[str, float, float]]:
         raw_s = (time.perf_counter() - started) / repeat
         started = time.perf_counter()
         for _ in range(repeat):
-            client = Channel.open_to(offer, new_id())
+            client = keys.open_to(offer, new_id())
             sealed = client.seal_message(Message(role="user", parts=[Part.of_text(text)]))
             envelope = sealed.parts[0].data["coalesceE2e"]
-            server, _ = Channel.accept(server_key, envelope, ReplayGuard(), sealed)
+            server, _ = Channel.accept(agreements, envelope, ReplayGuard(), sealed)
             client.open_artifacts([server.seal_artifacts([Artifact(parts=[Part.of_text(text)])])])
         sealed_s = (time.perf_counter() - started) / repeat / 2  # two envelopes per iteration
         rows.append((label, size / raw_s / 1e6, size / sealed_s / 1e6))
@@ -76,8 +88,9 @@ def round_trips(repeat: int, size: int) -> tuple[list[float], list[float]]:
     identity = Identity(signing_keys=[Ed25519PrivateKey.generate()], e2e_key=X25519PrivateKey.generate())
     sock = bind_socket("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    workers = {skill.id: BulkWorker(size) for skill in card.skills}
+    workers: dict[str, Worker] = {skill.id: BulkWorker(size) for skill in card.skills}
     plain_s, sealed_s = [], []
+    keys = ChannelKeys()  # as the client hires: one session key per contractor
     with ServerThread(create_app(card, workers, base_url=url, identity=identity), sock), httpx.Client() as http:
         offer = channel_offer(
             card.model_validate(http.get(url + ".well-known/agent-card.json").json()).capabilities.extensions
@@ -91,7 +104,7 @@ def round_trips(repeat: int, size: int) -> tuple[list[float], list[float]]:
                 "method": "tasks/send",
                 "params": {"id": task_id, "message": message.wire()},
             }
-            reply = http.post(url, json=body, timeout=60).json()
+            reply = jsonio.loads(http.post(url, json=body, timeout=60).content)  # parsed as the client parses it
             return Task.model_validate(reply["result"])
 
         for i in range(repeat + 2):
@@ -102,7 +115,7 @@ def round_trips(repeat: int, size: int) -> tuple[list[float], list[float]]:
             plain = time.perf_counter() - started
             started = time.perf_counter()
             task_id = new_id()
-            channel = Channel.open_to(offer, task_id)
+            channel = keys.open_to(offer, task_id)
             task = send(channel.seal_message(message), task_id)
             assert len(channel.open_artifacts(task.artifacts)[0].parts[0].text or "") == size
             sealed = time.perf_counter() - started

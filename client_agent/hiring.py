@@ -40,7 +40,7 @@ from shared.a2a.models import (
 )
 from shared.economics.cost_model import ChargeCheck, CostCalibrator, Metered, check_charge
 from shared.runtime.observability import A2A_TASK_ID
-from shared.security.channel import CHANNEL_TOKEN_HEADER, Channel, ChannelError, envelope_of
+from shared.security.channel import CHANNEL_TOKEN_HEADER, Channel, ChannelError, ChannelKeys, envelope_of
 from shared.security.receipts import ReceiptRejected, verify_receipt
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class Hirer:
         self.progress = progress
         self.reserve_factor = reserve_factor
         self.hire_timeout_s = hire_timeout_s
+        self.channel_keys = ChannelKeys()  # shared with twins: one session per contractor
 
     def with_progress(self, progress: Progress) -> Hirer:
         """The same hirer, recording progress elsewhere (a probe's)."""
@@ -164,7 +165,7 @@ class Hirer:
             a2aMessageId=remote_id,
             reservedUsd=round(reserve, 6),
         )
-        channel = Channel.open_to(contractor.channel, remote_id) if contractor.channel else None
+        channel = self.channel_keys.open_to(contractor.channel, remote_id) if contractor.channel else None
         run.state.a2a_task_id = None  # saved once the task is named: by the client (legacy), else by its first event
         run.state.a2a_channel_token = channel.owner_token if channel else None  # saved with it
         if contractor.endpoint.dialect is Dialect.LEGACY:

@@ -24,10 +24,10 @@ def open_message(
             if identity.e2e_key is not None and not identity.plaintext_accepted:
                 raise ChannelError("plaintext", "this agent accepts end-to-end encrypted messages only")
             return None, message
-        if identity.e2e_key is None:
+        if identity.agreements is None:
             raise ChannelError("wrong-key", "this agent offers no end-to-end channel")
         if not follow_up:
-            channel, plain = Channel.accept(identity.e2e_key, envelope, identity.replay_guard, message)
+            channel, plain = Channel.accept(identity.agreements, envelope, identity.replay_guard, message)
             if channel.channel_id != task_id:
                 raise ChannelError(
                     "wrong-channel", f"the envelope's channel {channel.channel_id!r} is not this task ({task_id!r})"

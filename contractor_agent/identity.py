@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from shared.a2a.models import COALESCE_EXTENSION_URI, AgentCard
 from shared.security.auth import ApiKeys
 from shared.security.card_signing import sign_card
-from shared.security.channel import ClaimsChannels, ReplayGuard, e2e_extension
+from shared.security.channel import ClaimsChannels, KeyAgreements, ReplayGuard, e2e_extension
 from shared.security.keys import load_or_create
 
 SIGNING_KEY_FILE = "signing-ed25519.pem"
@@ -64,6 +65,11 @@ class Identity:
     certificate_file: CertificateFile | None = None  # ... or one read from a file as it changes
     api_keys: ApiKeys = field(default_factory=ApiKeys)
     replay_guard: ClaimsChannels = field(default_factory=ReplayGuard)
+
+    @cached_property
+    def agreements(self) -> KeyAgreements | None:
+        """The end-to-end key's agreements with clients' session keys (None: no end-to-end key)."""
+        return KeyAgreements(self.e2e_key) if self.e2e_key is not None else None
 
     @classmethod
     def from_key_dir(

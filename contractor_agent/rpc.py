@@ -8,7 +8,6 @@ the caller's tasks (`TaskManager.get`).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from shared.a2a.wire import (
     render_send_result,
     render_task,
 )
+from shared.runtime import jsonio
 from shared.security.net_policy import AddressRefused
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class RpcHandler:
         request_id: RequestId = None
         try:
             try:
-                payload = json.loads(body)
+                payload = jsonio.loads(body)
             except (ValueError, RecursionError) as error:
                 raise A2AError(ErrorCode.PARSE_ERROR, f"parse error: {error}") from None
             if isinstance(payload, dict) and isinstance(payload.get("id"), str | int):

@@ -35,7 +35,7 @@ tasks = Table(
 channel_claims = Table(
     "contractor_channel_claims",
     metadata,
-    Column("ephemeral_key", String(64), primary_key=True),
+    Column("ephemeral_key", String(64), primary_key=True),  # a `channel_claim` (the name is from before sessions)
     Column("at", Float, nullable=False, index=True),
 )
 
@@ -115,9 +115,9 @@ class SqlTaskStore:
     def after_durable(self, callback: Callable[[], None]) -> None:
         self._writes.after_durable(callback)
 
-    def claim_channel(self, ephemeral_key: str, at: float) -> None:
+    def claim_channel(self, claim: str, at: float) -> None:
         """Queued like a save (see `SqlReplayGuard`); nothing waits for it but what is written after it."""
-        self._writes.write(lambda batch: batch.claims.append({"ephemeral_key": ephemeral_key, "at": at}), False)
+        self._writes.write(lambda batch: batch.claims.append({"ephemeral_key": claim, "at": at}), False)
 
     def _queue(self, task_id: str, row: dict[str, Any] | None, awaited: bool = True) -> None:
         def put(batch: Pending) -> None:
@@ -156,7 +156,7 @@ class SqlTaskStore:
 
 
 class SqlReplayGuard:
-    """The ephemeral keys of channels opened within the replay window, on disk: a first envelope replayed after a
+    """The claims of channels opened within the replay window, on disk: a first envelope replayed after a
     restart is refused as before it. A claim is checked in memory (a `ReplayGuard`, given at start the claims still
     inside the window) and written with the task store's next commit, which comes no later than the one the answer
     to the envelope's task waits for: a claim a crash lost was never answered. At most `max_entries` are kept (a
@@ -172,7 +172,7 @@ class SqlReplayGuard:
             claims = [(key, at) for key, at in db.execute(query.order_by(channel_claims.c.at))]
         self.memory = ReplayGuard(max_entries).remembering(claims)
 
-    def claim(self, ephemeral_key: str) -> float:
-        at = self.memory.claim(ephemeral_key)
-        self.store.claim_channel(ephemeral_key, at)
+    def claim(self, claim: str) -> float:
+        at = self.memory.claim(claim)
+        self.store.claim_channel(claim, at)
         return at

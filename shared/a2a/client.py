@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -219,7 +218,7 @@ class A2AClient:
     @staticmethod
     def _json(raw: bytes | str) -> Any:
         try:
-            return json.loads(raw)
+            return jsonio.loads(raw)
         except ValueError:
             raise _not_a2a("not JSON") from None
 

@@ -1,10 +1,15 @@
 """The end-to-end channel between a client and a contractor, on top of A2A (the paper's Secure Communication
 Protocol), built from `cryptography` primitives only.
 
-Per A2A task the client makes an ephemeral X25519 key pair and runs ECDH with the contractor's long-term X25519 key
-(published in its signed card, extension `urn:coalesce:e2e:v1`). HKDF-SHA256 turns the shared secret into two
-AES-256-GCM keys, one per direction. Every envelope carries a sequence number per direction; the 96-bit nonce is
-the direction and that number, so a nonce never repeats under one key. The associated data binds everything in the
+The client makes an ephemeral X25519 key pair and runs ECDH with the contractor's long-term X25519 key (published in
+its signed card, extension `urn:coalesce:e2e:v1`). HKDF-SHA256 turns the shared secret and the channel (the A2A
+task) into two AES-256-GCM keys, one per direction. To a contractor whose card says `sessions`, one ephemeral key
+serves a session of channels (`ChannelKeys`: at most five minutes or 10 000 channels) and the contractor remembers
+the agreement (`KeyAgreements`), so a channel after the first costs an HKDF instead of two X25519 operations; each
+channel still has its own keys and owner token. Otherwise the key pair is the channel's own.
+
+Every envelope carries a sequence number per direction; the 96-bit nonce is the direction and that number, so a
+nonce never repeats under one key (and no two channels share keys). The associated data binds everything in the
 envelope but the ciphertext: version, recipient key, ephemeral key, channel (the task the client opened it for),
 direction, sequence number, time and whether it is the last envelope of its direction.
 
@@ -22,13 +27,13 @@ opened on a channel is no one else's to read, even on a contractor without API k
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
+import orjson
 import pybase64
 import rfc8785
 from cryptography.exceptions import InvalidTag
@@ -52,6 +57,10 @@ Direction = Literal["c2s", "s2c"]
 NONCE_PREFIX = {"c2s": b"\x01\x00\x00\x00", "s2c": b"\x02\x00\x00\x00"}
 CHANNEL_TOKEN_HEADER = "X-Coalesce-Channel-Token"
 MAX_TOKEN_CHARS = 64
+MAX_SAFE_INTEGER = 2**53 - 1  # the largest integer RFC 8785 (an IEEE 754 double) writes exactly
+SESSION_LIFETIME_S = 300.0  # a client's ephemeral key serves one contractor's channels at most this long ...
+SESSION_CHANNELS = 10_000  # ... and for at most this many channels
+MAX_SESSIONS = 1024  # contractors a client keeps a session key for; key agreements a contractor remembers: 4x
 
 
 class ChannelError(Exception):
@@ -79,6 +88,7 @@ def e2e_extension(private: X25519PrivateKey, plaintext_accepted: bool) -> dict[s
             "publicKey": b64url(raw_public(public)),
             "kid": key_id(public),
             "plaintextAccepted": plaintext_accepted,
+            "sessions": True,  # one client key may open many channels, each claimed once (see `channel_claim`)
         },
     }
 
@@ -90,6 +100,7 @@ class ChannelOffer:
     public_key: X25519PublicKey
     kid: str
     plaintext_accepted: bool
+    sessions: bool = False  # a client key may open many channels
 
 
 def channel_offer(extensions: list[Any]) -> ChannelOffer | None:
@@ -100,7 +111,8 @@ def channel_offer(extensions: list[Any]) -> ChannelOffer | None:
                 public = x25519_from_text(params["publicKey"])
             except ValueError:
                 return None
-            return ChannelOffer(public, key_id(public), bool(params.get("plaintextAccepted", True)))
+            accepted, sessions = bool(params.get("plaintextAccepted", True)), params.get("sessions") is True
+            return ChannelOffer(public, key_id(public), accepted, sessions)
     return None
 
 
@@ -152,38 +164,39 @@ class Channel:
     next_sent: int = 0
     next_received: int = 0
     closed: bool = False
+    ephemeral_text: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ephemeral_text = b64url(self.ephemeral_public)
 
     @classmethod
     def open_to(cls, offer: ChannelOffer, channel_id: str) -> Channel:
-        """The client's side: a fresh ephemeral key for this channel."""
-        ephemeral = X25519PrivateKey.generate()
-        public = raw_public(ephemeral.public_key())
-        aead, token = _keys(ephemeral.exchange(offer.public_key), public, raw_public(offer.public_key), channel_id)
-        return cls(channel_id, offer.kid, public, aead, sends="c2s", owner_token=token)
+        """The client's side, with a fresh ephemeral key for this channel alone (`ChannelKeys` reuses one)."""
+        return Session.agreed(offer).open(channel_id)
 
     @classmethod
     def accept(
-        cls, private: X25519PrivateKey, envelope: dict[str, Any], replay_guard: ClaimsChannels, message: Message
+        cls, agreements: KeyAgreements, envelope: dict[str, Any], replay_guard: ClaimsChannels, message: Message
     ) -> tuple[Channel, Message]:
         """The contractor's side, from the client's first envelope (refused when stale or seen before): the
         channel and the first message, opened."""
         header = _header(envelope)
-        own = key_id(private.public_key())
+        own = agreements.kid
         if header["kid"] != own:
             raise ChannelError("wrong-key", f"the envelope is encrypted for key {header['kid']}, this agent's is {own}")
         if header["seq"] != 0:
             raise ChannelError("reordered", f"a new channel starts at sequence 0, not {header['seq']}")
-        try:
-            ephemeral = unb64url(header["epk"])
-            peer = X25519PublicKey.from_public_bytes(ephemeral)
-        except ValueError:
-            raise ChannelError("malformed", "the envelope's ephemeral key is not an X25519 key") from None
         if abs(time.time() - header["ts"]) > MAX_CLOCK_SKEW_S:
             raise ChannelError("expired", f"the envelope's time is more than {MAX_CLOCK_SKEW_S:g} s from now")
-        aead, token = _keys(private.exchange(peer), ephemeral, raw_public(private.public_key()), header["channel"])
+        try:
+            ephemeral = unb64url(header["epk"])
+            shared = agreements.shared(ephemeral)
+        except ValueError:  # not a key, or a low-order point (no secret to agree on)
+            raise ChannelError("malformed", "the envelope's ephemeral key is not a usable X25519 key") from None
+        aead, token = _keys(shared, ephemeral, agreements.public, header["channel"])
         channel = cls(header["channel"], own, ephemeral, aead, sends="s2c", owner_token=token)
         opened = channel.open_message(envelope, message)  # authenticated before the channel counts as seen
-        replay_guard.claim(header["epk"])
+        replay_guard.claim(channel_claim(header["epk"], header["channel"]))
         return channel, opened
 
     def seal(self, payload: dict[str, Any], final: bool = False) -> dict[str, Any]:
@@ -193,7 +206,7 @@ class Channel:
             "v": VERSION,
             "alg": ALGORITHM,
             "kid": self.recipient_kid,
-            "epk": b64url(self.ephemeral_public),
+            "epk": self.ephemeral_text,
             "channel": self.channel_id,
             "dir": self.sends,
             "seq": self.next_sent,
@@ -202,7 +215,7 @@ class Channel:
         }
         nonce = NONCE_PREFIX[self.sends] + self.next_sent.to_bytes(8, "big")
         plaintext = jsonio.dumps(payload)  # canonical form only where it is signed: the AAD
-        ciphertext = self._aead[self.sends].encrypt(nonce, plaintext, rfc8785.dumps(cast(Any, header)))
+        ciphertext = self._aead[self.sends].encrypt(nonce, plaintext, associated_data(header))
         self.next_sent += 1
         self.closed = final
         return {**header, "ct": pybase64.b64encode_as_string(ciphertext)}
@@ -212,7 +225,7 @@ class Channel:
         receives: Direction = "s2c" if self.sends == "c2s" else "c2s"
         if header["dir"] != receives:
             raise ChannelError("reordered", f"an envelope for direction {header['dir']} arrived on {receives}")
-        if header["channel"] != self.channel_id or header["epk"] != b64url(self.ephemeral_public):
+        if header["channel"] != self.channel_id or header["epk"] != self.ephemeral_text:
             raise ChannelError("wrong-key", "the envelope belongs to another channel")
         if header["seq"] < self.next_received:
             raise ChannelError(
@@ -228,13 +241,13 @@ class Channel:
             raise ChannelError("truncated", "the ciphertext is shorter than its authentication tag")
         nonce = NONCE_PREFIX[receives] + header["seq"].to_bytes(8, "big")
         try:
-            plaintext = self._aead[receives].decrypt(nonce, ciphertext, rfc8785.dumps(cast(Any, header)))
+            plaintext = self._aead[receives].decrypt(nonce, ciphertext, associated_data(header))
         except InvalidTag:
             raise ChannelError(
                 "tampered", "the envelope failed authentication (altered, or not for this key)"
             ) from None
         self.next_received += 1
-        payload = json.loads(plaintext)
+        payload = jsonio.loads(plaintext)
         if not isinstance(payload, dict):
             raise ChannelError("malformed", "the sealed payload must be an object")
         return payload
@@ -290,10 +303,25 @@ def _parts(payload: dict[str, Any]) -> list[Part]:
         raise ChannelError("malformed", "the sealed message has no valid parts") from None
 
 
+HEADER_FIELDS = {"v": int, "alg": str, "kid": str, "epk": str, "channel": str, "dir": str, "seq": int, "ts": int}
+INTEGER_FIELDS = [name for name, kind in HEADER_FIELDS.items() if kind is int]
+
+
+def associated_data(header: dict[str, Any]) -> bytes:
+    """The header's canonical JSON (RFC 8785), the envelope's associated data. For what a header holds (ASCII keys;
+    strings, a boolean, and `INTEGER_FIELDS` within ±(2⁵³ − 1)) orjson with sorted keys writes the same bytes,
+    many times faster than the rfc8785 package's pure-Python encoder; anything else goes to rfc8785 itself."""
+    if all(abs(header[name]) <= MAX_SAFE_INTEGER for name in INTEGER_FIELDS):
+        try:
+            return orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # a lone surrogate: rfc8785 refuses it too, in its own words
+            pass
+    return rfc8785.dumps(cast(Any, header))
+
+
 def _header(envelope: dict[str, Any]) -> dict[str, Any]:
-    fields = {"v": int, "alg": str, "kid": str, "epk": str, "channel": str, "dir": str, "seq": int, "ts": int}
     header: dict[str, Any] = {}
-    for name, kind in fields.items():
+    for name, kind in HEADER_FIELDS.items():
         value = envelope.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ChannelError("malformed", f"the envelope's {name!r} is missing or not a {kind.__name__}")
@@ -308,6 +336,89 @@ def _header(envelope: dict[str, Any]) -> dict[str, Any]:
     return header
 
 
+@dataclass
+class Session:
+    """A client's ephemeral key and its agreement with one contractor's key: what opens channels to it."""
+
+    offer: ChannelOffer
+    public: bytes
+    shared: bytes
+    opened_at: float = field(default_factory=time.monotonic)
+    channels: int = 0
+
+    @classmethod
+    def agreed(cls, offer: ChannelOffer) -> Session:
+        ephemeral = X25519PrivateKey.generate()
+        return cls(offer, raw_public(ephemeral.public_key()), ephemeral.exchange(offer.public_key))
+
+    def open(self, channel_id: str) -> Channel:
+        """A new channel on this session's key (its own keys and owner token: HKDF over its id)."""
+        self.channels += 1
+        aead, token = _keys(self.shared, self.public, raw_public(self.offer.public_key), channel_id)
+        return Channel(channel_id, self.offer.kid, self.public, aead, sends="c2s", owner_token=token)
+
+
+@dataclass
+class ChannelKeys:
+    """The client's ephemeral keys. To a contractor whose offer takes sessions, one key (one agreement) opens its
+    channels for `lifetime_s` or `max_channels`, whichever ends first; to any other, each channel has a key of its
+    own. What a session's key exposes, were the client's memory read, is that session's channels, as a key per
+    channel exposes the channels open at the time; the contractor's long-term key opens every channel either way.
+    At most `max_sessions` contractors' sessions are kept (the least recently used is dropped)."""
+
+    lifetime_s: float = SESSION_LIFETIME_S
+    max_channels: int = SESSION_CHANNELS
+    max_sessions: int = MAX_SESSIONS
+    _sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
+
+    def open_to(self, offer: ChannelOffer, channel_id: str) -> Channel:
+        if not offer.sessions:
+            return Channel.open_to(offer, channel_id)
+        session = self._sessions.pop(offer.kid, None)
+        if session is None or session.offer != offer or not self._fresh(session):
+            session = Session.agreed(offer)
+        self._sessions[offer.kid] = session
+        while len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+        return session.open(channel_id)
+
+    def _fresh(self, session: Session) -> bool:
+        return session.channels < self.max_channels and time.monotonic() - session.opened_at < self.lifetime_s
+
+
+@dataclass
+class KeyAgreements:
+    """The contractor's long-term key and its agreements with clients' ephemeral keys, remembered (at most
+    `max_entries`, the least recently used forgotten) so that a session's channels after the first skip the X25519
+    exchange. In memory only: one forgotten is agreed again from the envelope's key."""
+
+    private: X25519PrivateKey
+    max_entries: int = 4 * MAX_SESSIONS
+    public: bytes = field(init=False)
+    kid: str = field(init=False)
+    _agreed: OrderedDict[bytes, bytes] = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        self.public = raw_public(self.private.public_key())
+        self.kid = key_id(self.private.public_key())
+
+    def shared(self, ephemeral: bytes) -> bytes:
+        """The shared secret with the raw X25519 key `ephemeral`; ValueError for one that is not a usable key."""
+        secret = self._agreed.pop(ephemeral, None)
+        if secret is None:
+            secret = self.private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+        self._agreed[ephemeral] = secret
+        while len(self._agreed) > self.max_entries:
+            self._agreed.popitem(last=False)
+        return secret
+
+
+def channel_claim(ephemeral_key: str, channel: str) -> str:
+    """What the replay guard remembers of a channel opened: its key and id, as one short digest (one key may open
+    many channels; each opens once)."""
+    return b64url(hashlib.sha256(f"{ephemeral_key}|{channel}".encode()).digest()[:24])
+
+
 def replayed() -> ChannelError:
     """The refusal of a first envelope whose channel was opened before (any `ClaimsChannels`)."""
     return ChannelError("replay", "this channel was already opened (a replayed first message)")
@@ -320,33 +431,33 @@ def too_many_channels(limit: int) -> ChannelError:
 
 
 class ClaimsChannels(Protocol):
-    """Where the channels already opened are remembered (by their ephemeral keys) for the replay window.
-    `claim` returns when the key was claimed (now); it raises ChannelError("replay") for a key claimed before within
-    the window, and ChannelError("busy") when it already remembers as many as it may."""
+    """Where the channels already opened are remembered (by `channel_claim`) for the replay window. `claim` returns
+    when the channel was claimed (now); it raises ChannelError("replay") for a claim made before within the window,
+    and ChannelError("busy") when it already remembers as many as it may."""
 
-    def claim(self, ephemeral_key: str) -> float: ...
+    def claim(self, claim: str) -> float: ...
 
 
 @dataclass
 class ReplayGuard:
-    """The ephemeral keys of channels already opened, kept in memory for the replay window (at most
+    """The claims of channels already opened, kept in memory for the replay window (at most
     `max_entries`); lost on a restart (`contractor_agent.store.SqlReplayGuard` keeps them on disk)."""
 
     max_entries: int = MAX_SEEN_CHANNELS
     _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
     def remembering(self, claims: list[tuple[str, float]]) -> ReplayGuard:
-        """This guard, told of `claims` (ephemeral key, when), the oldest first."""
+        """This guard, told of `claims` (claim, when), the oldest first."""
         self._seen.update(claims)
         return self
 
-    def claim(self, ephemeral_key: str) -> float:
+    def claim(self, claim: str) -> float:
         now = time.time()
         while self._seen and next(iter(self._seen.values())) < now - REPLAY_WINDOW_S:
             self._seen.popitem(last=False)
-        if ephemeral_key in self._seen:
+        if claim in self._seen:
             raise replayed()
         if len(self._seen) >= self.max_entries:
             raise too_many_channels(self.max_entries)
-        self._seen[ephemeral_key] = now
+        self._seen[claim] = now
         return now

@@ -41,12 +41,14 @@ from shared.security.channel import (
     CHANNEL_TOKEN_HEADER,
     Channel,
     ChannelError,
+    ChannelKeys,
     ChannelOffer,
+    KeyAgreements,
     ReplayGuard,
     channel_offer,
     key_id,
 )
-from shared.security.keys import public_jwk, thumbprint
+from shared.security.keys import b64url, public_jwk, thumbprint
 from shared.security.net_policy import CheckedBackend, CheckedTransport, nameserver_resolver
 from tests.conftest import CARDS, RISK, CardHost, StartContractor, card_named, rpc, subtask, wait_until
 
@@ -102,25 +104,25 @@ def secure_cpu(start_contractor: StartContractor) -> tuple[str, Identity]:
 def test_channel_refuses_tampering_replay_reordering_truncation_and_the_wrong_key():
     server_key = X25519PrivateKey.generate()
     offer = ChannelOffer(server_key.public_key(), key_id(server_key.public_key()), True)
-    guard = ReplayGuard()
+    guard, agreements = ReplayGuard(), KeyAgreements(server_key)
     client = Channel.open_to(offer, "task-1")
     first = client.seal({"parts": [Part.of_text("secret").wire()]})
     shell = Message(role="user", parts=[Part.of_text("envelope")])
     tampered = {**first, "ct": flip(first["ct"])}
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(server_key, tampered, guard, shell)
+        Channel.accept(agreements, tampered, guard, shell)
     assert refused.value.reason == "tampered"
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(X25519PrivateKey.generate(), first, guard, shell)
+        Channel.accept(KeyAgreements(X25519PrivateKey.generate()), first, guard, shell)
     assert refused.value.reason == "wrong-key"
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(server_key, {**first, "seq": 0, "channel": "task-2"}, guard, shell)  # moved to another task
+        Channel.accept(agreements, {**first, "seq": 0, "channel": "task-2"}, guard, shell)  # moved to another task
     assert refused.value.reason == "tampered"
 
-    server, opened = Channel.accept(server_key, first, guard, shell)
+    server, opened = Channel.accept(agreements, first, guard, shell)
     assert opened.parts[0].text == "secret"
     with pytest.raises(ChannelError) as refused:
-        Channel.accept(server_key, first, guard, shell)  # the same first message again
+        Channel.accept(agreements, first, guard, shell)  # the same first message again
     assert refused.value.reason == "replay"
 
     second, third = client.seal({"parts": []}), client.seal({"parts": []})
@@ -153,6 +155,44 @@ def test_channel_refuses_tampering_replay_reordering_truncation_and_the_wrong_ke
     assert client.open_artifacts([artifacts]) == []
 
 
+def test_a_session_key_opens_many_channels_each_with_keys_of_its_own():
+    server_key = X25519PrivateKey.generate()
+    offer = ChannelOffer(server_key.public_key(), key_id(server_key.public_key()), True, sessions=True)
+    keys, guard, agreements = ChannelKeys(max_channels=3), ReplayGuard(), KeyAgreements(server_key, max_entries=1)
+    shell = Message(role="user", parts=[Part.of_text("envelope")])
+    channels = [keys.open_to(offer, f"task-{n}") for n in range(4)]
+    assert len({c.ephemeral_text for c in channels[:3]}) == 1 != len({c.ephemeral_text for c in channels})
+    assert len({c.owner_token for c in channels}) == 4  # each channel names its own owner
+    firsts = [c.seal({"parts": [Part.of_text(c.channel_id).wire()]}) for c in channels]
+    with pytest.raises(ChannelError) as refused:  # one session's envelope moved to a sibling channel
+        Channel.accept(agreements, {**firsts[0], "channel": "task-1"}, guard, shell)
+    assert refused.value.reason == "tampered"
+    for channel, first in zip(channels, firsts, strict=True):  # the fourth's key evicts the session's agreement
+        server, opened = Channel.accept(agreements, first, guard, shell)
+        assert opened.parts[0].text == channel.channel_id and server.owner_token == channel.owner_token
+    server, _ = Channel.accept(KeyAgreements(server_key), firsts[1], ReplayGuard(), shell)  # agreed anew: same keys
+    assert channels[1].open_artifacts([server.seal_artifacts([])]) == []
+    with pytest.raises(ChannelError) as refused:
+        Channel.accept(agreements, firsts[1], guard, shell)  # each channel opens once
+    assert refused.value.reason == "replay"
+    unsessioned = ChannelOffer(offer.public_key, offer.kid, True)
+    assert keys.open_to(unsessioned, "a").ephemeral_text != keys.open_to(unsessioned, "b").ephemeral_text
+    expired = ChannelKeys(lifetime_s=0.0)
+    assert expired.open_to(offer, "a").ephemeral_text != expired.open_to(offer, "b").ephemeral_text
+
+
+def test_a_key_with_no_shared_secret_is_refused_as_malformed():
+    server_key = X25519PrivateKey.generate()
+    offer = ChannelOffer(server_key.public_key(), key_id(server_key.public_key()), True)
+    first = Channel.open_to(offer, "task-1").seal({"parts": []})
+    low_order = {**first, "epk": b64url(bytes(32))}  # the all-zero point: ECDH gives zero
+    with pytest.raises(ChannelError) as refused:
+        Channel.accept(
+            KeyAgreements(server_key), low_order, ReplayGuard(), Message(role="user", parts=[Part.of_text("e")])
+        )
+    assert refused.value.reason == "malformed"
+
+
 def test_contractor_refuses_attacks_on_the_channel_and_keeps_no_trace(secure_cpu):
     url, _identity = secure_cpu
     offer = offer_of(url)
@@ -177,6 +217,19 @@ def test_contractor_refuses_attacks_on_the_channel_and_keeps_no_trace(secure_cpu
     error = sealed_send(url, "e2e-3", good, envelope=envelope)["error"]  # the same first message, replayed
     assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "replay", error
     assert task_count(url) == before + 1
+
+
+def test_a_contractor_takes_one_session_key_for_many_channels(secure_cpu):
+    url, _ = secure_cpu
+    offer, keys = offer_of(url), ChannelKeys()
+    assert offer.sessions
+    channels = [keys.open_to(offer, f"e2e-session-{n}") for n in range(2)]
+    envelopes = [c.seal({"parts": [Part.of_data(RISK).wire()]}) for c in channels]
+    for channel, envelope in zip(channels, envelopes, strict=True):
+        done = sealed_send(url, channel.channel_id, channel, envelope=envelope)["result"]
+        assert channel.open_artifacts([Artifact.model_validate(a) for a in done["artifacts"]])[0].parts[0].data["var"]
+    error = sealed_send(url, "e2e-session-2", channels[1], envelope=envelopes[1])["error"]
+    assert error["code"] == E2E_REFUSED and error["data"]["reason"] == "replay", error
 
 
 def test_contractor_refuses_reordered_and_plaintext_follow_ups(secure_cpu):
