@@ -26,10 +26,11 @@ opened on a channel is no one else's to read, even on a contractor without API k
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
@@ -345,6 +346,10 @@ class Session:
     shared: bytes
     opened_at: float = field(default_factory=time.monotonic)
     channels: int = 0
+    recipient: bytes = field(init=False)  # the contractor's key, raw: part of every channel's HKDF salt
+
+    def __post_init__(self) -> None:
+        self.recipient = raw_public(self.offer.public_key)
 
     @classmethod
     def agreed(cls, offer: ChannelOffer) -> Session:
@@ -354,7 +359,7 @@ class Session:
     def open(self, channel_id: str) -> Channel:
         """A new channel on this session's key (its own keys and owner token: HKDF over its id)."""
         self.channels += 1
-        aead, token = _keys(self.shared, self.public, raw_public(self.offer.public_key), channel_id)
+        aead, token = _keys(self.shared, self.public, self.recipient, channel_id)
         return Channel(channel_id, self.offer.kid, self.public, aead, sends="c2s", owner_token=token)
 
 
@@ -396,21 +401,16 @@ class KeyAgreements:
     max_entries: int = 4 * MAX_SESSIONS
     public: bytes = field(init=False)
     kid: str = field(init=False)
-    _agreed: OrderedDict[bytes, bytes] = field(default_factory=OrderedDict)
+    shared: Callable[[bytes], bytes] = field(init=False)  # `_agree`, remembered
 
     def __post_init__(self) -> None:
         self.public = raw_public(self.private.public_key())
         self.kid = key_id(self.private.public_key())
+        self.shared = functools.lru_cache(maxsize=self.max_entries)(self._agree)
 
-    def shared(self, ephemeral: bytes) -> bytes:
+    def _agree(self, ephemeral: bytes) -> bytes:
         """The shared secret with the raw X25519 key `ephemeral`; ValueError for one that is not a usable key."""
-        secret = self._agreed.pop(ephemeral, None)
-        if secret is None:
-            secret = self.private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
-        self._agreed[ephemeral] = secret
-        while len(self._agreed) > self.max_entries:
-            self._agreed.popitem(last=False)
-        return secret
+        return self.private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
 
 
 def channel_claim(ephemeral_key: str, channel: str) -> str:
