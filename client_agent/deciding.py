@@ -4,6 +4,7 @@ internal cost (1)-(5); the engine of `shared.economics.decision` chooses with th
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -77,6 +78,9 @@ class DecidingConfig:
     breach_probability: float
 
 
+SAVE_EVERY_S = 1.0  # the learned state is saved at most this often while tasks finish
+
+
 class Decider:
     """Decides subtasks; keeps the learned state every strategy shares (reputation, hire record, weights,
     calibration) and saves it to the store."""
@@ -102,6 +106,7 @@ class Decider:
         self._engines: dict[str, DecisionEngine] = {}
         make_strategy(config.strategy)  # an unknown strategy fails at start, not on the first task
         self.extras: Callable[[], dict[str, Any]] = dict  # more learned state to keep (the service's)
+        self._save_due: asyncio.TimerHandle | None = None
         self.loaded = self.load()
 
     def load(self) -> dict[str, Any]:
@@ -115,7 +120,22 @@ class Decider:
             self.learner.weights[:] = state["weights"]
         return state
 
+    def save_soon(self) -> None:
+        """Save within `SAVE_EVERY_S`: the tasks that finish meanwhile are written in one save, not one each (a
+        kill -9 loses at most that much learning; `save` at close writes it all)."""
+        if self._save_due is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.save()
+            return
+        self._save_due = loop.call_later(SAVE_EVERY_S, self.save)
+
     def save(self) -> None:
+        if self._save_due is not None:
+            self._save_due.cancel()
+            self._save_due = None
         self.store.save_state(
             "decision",
             {

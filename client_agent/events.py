@@ -53,6 +53,12 @@ class EventBus:
     async def stream(self, task_id: str, after: int, done: Callable[[], bool]) -> AsyncIterator[Event]:
         """Stored events after `after`, then live ones, until the task's final event (or `done()` says the task
         ended before this reader came)."""
+        async for batch in self.stream_batches(task_id, after, done):
+            for event in batch:
+                yield event
+
+    async def stream_batches(self, task_id: str, after: int, done: Callable[[], bool]) -> AsyncIterator[list[Event]]:
+        """As `stream`, the events published together (in one turn of the event loop) coming as one list."""
         topic = self._tasks.setdefault(task_id, Topic(self.max_subscribers))
         try:
             subscription = topic.subscribe()
@@ -60,18 +66,31 @@ class EventBus:
             raise Overloaded("too many readers of this task's events") from None
         try:
             last = after
-            for stored in self.store.events(task_id, after):
-                last = stored["seq"]
-                yield {"seq": stored["seq"], "kind": stored["kind"], "data": stored["data"], "at": stored["at"]}
-                if stored["kind"] in TERMINAL:
-                    return
-            async for event in subscription.items(until=done):
-                if event["seq"] > last:
-                    last = event["seq"]
-                    yield event
-                    if event["kind"] in TERMINAL:
+            stored = [
+                {"seq": e["seq"], "kind": e["kind"], "data": e["data"], "at": e["at"]}
+                for e in self.store.events(task_id, after)
+            ]
+            async for batch in _batches_from(stored, subscription.batches(until=done)):
+                fresh = _through_the_end([e for e in batch if e["seq"] > last])
+                if fresh:
+                    last = fresh[-1]["seq"]
+                    yield fresh
+                    if fresh[-1]["kind"] in TERMINAL:
                         return
         finally:
             topic.unsubscribe(subscription)
             if not len(topic):
                 self._tasks.pop(task_id, None)
+
+
+async def _batches_from(first: list[Event], then: AsyncIterator[list[Event]]) -> AsyncIterator[list[Event]]:
+    if first:
+        yield first
+    async for batch in then:
+        yield batch
+
+
+def _through_the_end(batch: list[Event]) -> list[Event]:
+    """The events up to and including the task's final one (none after it is read)."""
+    end = next((i for i, e in enumerate(batch) if e["kind"] in TERMINAL), None)
+    return batch if end is None else batch[: end + 1]

@@ -78,10 +78,17 @@ class TaskRunner:
         self._spawn(task_id, self._run_task(task_id, submission))
 
     def _spawn(self, task_id: str, work: object) -> None:
-        self.runners[task_id] = asyncio.create_task(work, name=f"client-{task_id}")  # type: ignore[arg-type]
+        runner: asyncio.Task[None] = asyncio.create_task(work, name=f"client-{task_id}")  # type: ignore[arg-type]
+        self.runners[task_id] = runner
+        runner.add_done_callback(lambda _: self._forget(task_id, runner))
+
+    def _forget(self, task_id: str, runner: asyncio.Task[None]) -> None:
+        """A finished task's runner is let go (its status is in the store): memory stays bounded."""
+        if self.runners.get(task_id) is runner:
+            del self.runners[task_id]
 
     def active(self) -> int:
-        return sum(not t.done() for t in self.runners.values())
+        return len(self.runners)
 
     def waiting_for_input(self, task_id: str) -> list[SubtaskRun]:
         return [run for run in self.subtasks.get(task_id, {}).values() if run.status is Status.INPUT_REQUIRED]
@@ -180,7 +187,7 @@ class TaskRunner:
         self.metrics.tasks.labels(status.value).inc()
         log.info("task %s %s", task_id, status.value)
         self.events.publish(task_id, EventKind(status.value), {"subtasks": result})
-        self.decider.save()
+        self.decider.save_soon()
 
     async def _run_subtask(self, run: SubtaskRun, submission: TaskSubmission) -> Outcome:
         TASK_ID.set(run.task_id)

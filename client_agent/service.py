@@ -251,12 +251,18 @@ class ClientService:
             raise NotFound(f"task {task_id!r} not found")
         return stored
 
+    def task_status(self, task_id: str) -> str:
+        status = self.store.task_status(task_id)
+        if status is None:
+            raise NotFound(f"task {task_id!r} not found")
+        return status
+
     def is_done(self, task_id: str) -> bool:
         runner = self.runner.runners.get(task_id)
         if runner is not None:
             return runner.done()
-        stored = self.store.task(task_id)
-        return stored is None or stored["status"] in TERMINAL
+        status = self.store.task_status(task_id)
+        return status is None or status in TERMINAL
 
     async def cancel(self, task_id: str) -> str:
         stored = self.task(task_id)

@@ -118,6 +118,7 @@ engine_state = Table(
 # per call is hashed again each time)
 _task_by_id = select(tasks).where(tasks.c.id == bindparam("task_id"))
 _subtasks_of = select(subtasks).where(subtasks.c.task_id == bindparam("task_id")).order_by(subtasks.c.position)
+_task_status = select(tasks.c.status).where(tasks.c.id == bindparam("task_id"))
 _update_task = update(tasks).where(tasks.c.id == bindparam("task_id"))
 _update_subtask = update(subtasks).where(subtasks.c.id == bindparam("subtask_id"))
 _settled = select(settlements.c.transaction_id).where(
@@ -242,6 +243,11 @@ class Store:
                 return None
             parts = db.execute(_subtasks_of, {"task_id": task_id})
             return {**row(found), "subtasks": [row(p) for p in parts]}
+
+    def task_status(self, task_id: str) -> str | None:
+        """The task's status alone (None: no such task)."""
+        with self.transaction() as db:
+            return db.execute(_task_status, {"task_id": task_id}).scalar()
 
     def tasks(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         with self.transaction() as db:

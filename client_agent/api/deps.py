@@ -13,7 +13,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code i
 MAX_POSITION = 2**53  # offsets and event numbers: far beyond any table, well inside every database's integers
 
 
-def service(request: Request) -> ClientService:
+async def service(request: Request) -> ClientService:
+    """Async, so that FastAPI resolves it on the event loop rather than in a worker thread."""
     client: ClientService = request.app.state.service
     return client
 

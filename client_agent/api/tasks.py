@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from client_agent.api.deps import ERRORS, MAX_POSITION, Client
 from client_agent.errors import Invalid
 from client_agent.models import Feedback, InputAnswer, TaskAccepted, TaskSubmission
 from client_agent.state import SubtaskCost, SubtaskState
+from shared.runtime import jsonio
 
 router = APIRouter(prefix="/v1/tasks", responses=ERRORS)
 
@@ -82,13 +82,16 @@ async def task_events(
     client: Client,
     after: int = Query(0, ge=0, le=MAX_POSITION),
 ) -> EventSourceResponse:
-    client.task(task_id)
+    client.task_status(task_id)  # 404 for a task that does not exist
     last = request.headers.get("last-event-id")
     start = int(last) if last and last.isdigit() and len(last) < 16 else after
 
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        async for event in client.events.stream(task_id, start, lambda: client.is_done(task_id)):
-            yield {"id": str(event["seq"]), "event": event["kind"], "data": json.dumps(event)}
+    async def stream() -> AsyncIterator[bytes]:
+        """The events published together go out in one write."""
+        async for batch in client.events.stream_batches(task_id, start, lambda: client.is_done(task_id)):
+            yield b"".join(
+                ServerSentEvent(jsonio.dumps_text(e), event=e["kind"], id=str(e["seq"])).encode() for e in batch
+            )
 
     return EventSourceResponse(stream(), ping=15, send_timeout=30)
 

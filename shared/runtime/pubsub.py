@@ -55,9 +55,18 @@ class Subscription(Generic[T]):
     async def items(self, poll_s: float = 1.0, until: Callable[[], bool] | None = None) -> AsyncIterator[T]:
         """Items as they come, until the subscription is dropped or closed and drained, or `until()` is true
         with nothing left queued (checked every `poll_s`)."""
+        async for batch in self.batches(poll_s, until):
+            for item in batch:
+                yield item
+
+    async def batches(self, poll_s: float = 1.0, until: Callable[[], bool] | None = None) -> AsyncIterator[list[T]]:
+        """As `items`, but everything queued at once comes as one list (a reader that writes to a socket sends
+        it in one write)."""
         while not self.ended:
             if self._items:
-                yield self._items.popleft()
+                batch = list(self._items)
+                self._items.clear()
+                yield batch
                 continue
             if until is not None and until():
                 return
