@@ -1,5 +1,6 @@
-"""Task events: each numbered and appended to the store (so a reader can resume with `Last-Event-ID`), then offered
-to live readers of that task and of the whole market through bounded topics (`shared.runtime.pubsub`)."""
+"""Task events: each numbered and appended to the store (so a reader can resume with `Last-Event-ID`), then, once
+stored, offered to live readers of that task and of the whole market through bounded topics
+(`shared.runtime.pubsub`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ class EventBus:
         at = time.time()
         event = {"seq": self.last_seq, "kind": kind.value, "data": data, "at": at}
         self.store.append_event(self.last_seq, task_id, kind.value, data, at)
+        self.store.after_stored(lambda: self._offer(task_id, event))
+
+    def _offer(self, task_id: str, event: Event) -> None:
+        """A stored event to its task's live readers and the market's."""
         topic = self._tasks.get(task_id)
         if topic is not None:
             topic.publish(event)

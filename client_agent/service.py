@@ -251,11 +251,10 @@ class ClientService:
             raise NotFound(f"task {task_id!r} not found")
         return stored
 
-    def task_status(self, task_id: str) -> str:
-        status = self.store.task_status(task_id)
-        if status is None:
+    def require_task(self, task_id: str) -> None:
+        """NotFound unless the task exists (one that runs is known without asking the store)."""
+        if task_id not in self.runner.runners and self.store.task_status(task_id) is None:
             raise NotFound(f"task {task_id!r} not found")
-        return status
 
     def is_done(self, task_id: str) -> bool:
         runner = self.runner.runners.get(task_id)

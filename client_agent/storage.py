@@ -28,8 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Executable
 
 from shared.runtime.database import DriverStatement, open_database
+from shared.runtime.turn_batch import TurnBatch
 
 metadata = MetaData()
 
@@ -128,24 +130,40 @@ _settled = select(settlements.c.transaction_id).where(
 )
 
 
+SETTLEMENT_COLUMNS = ("subtask_id", "attempt", "kind", "transaction_id")
+POSTING_COLUMNS = ("transaction_id", "at", "account", "amount_micro_usd", "subtask_id", "kind", "memo")
+
+
+def _execute(db: Connection, statement: Executable, values: dict[str, Any] | list[dict[str, Any]]) -> None:
+    db.execute(statement, values)
+
+
 def row(mapping: Any) -> dict[str, Any]:
     return dict(mapping._mapping) if mapping is not None else {}
 
 
 class Store:
-    """Small, named transactions over the tables above."""
+    """Small, named transactions over the tables above. A task's progress (its subtasks, their states, its status,
+    its events) is written at the end of the event loop's turn, with everything else written in that turn
+    (`shared.runtime.turn_batch`); every other transaction has what is pending first in it, so reads see every write
+    made before them. `after_stored` runs a callback once the writes made so far are committed."""
 
     def __init__(self, url: str) -> None:
         self.engine = open_database(url, metadata)
         _contractors_keyed_by_key(self.engine)
-        self._insert_event = DriverStatement(insert(events), self.engine)  # the most frequent write
+        self._insert_event = DriverStatement(insert(events), self.engine)  # the most frequent writes
+        self._insert_settlement = DriverStatement(insert(settlements), self.engine, list(SETTLEMENT_COLUMNS))
+        self._insert_posting = DriverStatement(insert(ledger), self.engine, list(POSTING_COLUMNS))
+        self._turn = TurnBatch(self.engine)
+        self.after_stored = self._turn.after
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as connection:
+        with self._turn.joined() as connection:
             yield connection
 
     def close(self) -> None:
+        self._turn.flush()
         self.engine.dispose()
 
     # ------------------------------------------------------------ registry
@@ -272,42 +290,35 @@ class Store:
             return [row(r) for r in reversed(list(db.execute(query)))]
 
     def set_task(self, task_id: str, **values: Any) -> None:
-        with self.transaction() as db:
-            db.execute(_update_task, {"task_id": task_id, "updated_at": time.time(), **values})
+        update = {"task_id": task_id, "updated_at": time.time(), **values}
+        self._turn.write(lambda db: _execute(db, _update_task, update))
 
     def add_subtasks(self, task_id: str, specs: list[tuple[str, dict[str, Any]]]) -> None:
         now = time.time()
-        with self.transaction() as db:
-            db.execute(
-                insert(subtasks),
-                [
-                    {
-                        "id": subtask_id,
-                        "task_id": task_id,
-                        "position": position,
-                        "status": "pending",
-                        "spec": spec,
-                        "state": {},
-                        "updated_at": now,
-                    }
-                    for position, (subtask_id, spec) in enumerate(specs)
-                ],
-            )
+        rows = [
+            {
+                "id": subtask_id,
+                "task_id": task_id,
+                "position": position,
+                "status": "pending",
+                "spec": spec,
+                "state": {},
+                "updated_at": now,
+            }
+            for position, (subtask_id, spec) in enumerate(specs)
+        ]
+        self._turn.write(lambda db: _execute(db, insert(subtasks), rows))
 
     def set_subtask(self, subtask_id: str, status: str, state: dict[str, Any]) -> None:
-        with self.transaction() as db:
-            db.execute(
-                _update_subtask,
-                {"subtask_id": subtask_id, "status": status, "state": state, "updated_at": time.time()},
-            )
+        update = {"subtask_id": subtask_id, "status": status, "state": state, "updated_at": time.time()}
+        self._turn.write(lambda db: _execute(db, _update_subtask, update))
 
     # ------------------------------------------------------------ events
 
     def append_event(self, seq: int, task_id: str, kind: str, data: dict[str, Any], at: float) -> None:
         """The caller numbers events: one client per database, `last_event_seq` at start, then one more each."""
         row = self._insert_event.params({"seq": seq, "task_id": task_id, "at": at, "kind": kind, "data": data})
-        with self.transaction() as db:
-            self._insert_event.execute(db, [row])
+        self._turn.write(lambda db: self._insert_event.execute(db, [row]))
 
     def last_event_seq(self) -> int:
         """The position of the latest event of any task (0: none)."""
@@ -345,22 +356,22 @@ class Store:
             done = db.execute(_settled, {"subtask_id": subtask_id, "attempt": attempt, "step": step}).first()
             if done:
                 return False
-            db.execute(
-                insert(settlements),
-                {"subtask_id": subtask_id, "attempt": attempt, "kind": step, "transaction_id": transaction_id},
-            )
-            db.execute(
-                insert(ledger),
+            settlement = {"subtask_id": subtask_id, "attempt": attempt, "kind": step, "transaction_id": transaction_id}
+            self._insert_settlement.execute(db, [self._insert_settlement.params(settlement)])
+            self._insert_posting.execute(
+                db,
                 [
-                    {
-                        "transaction_id": transaction_id,
-                        "at": now,
-                        "account": account,
-                        "amount_micro_usd": amount,
-                        "subtask_id": subtask_id,
-                        "kind": kind,
-                        "memo": memo,
-                    }
+                    self._insert_posting.params(
+                        {
+                            "transaction_id": transaction_id,
+                            "at": now,
+                            "account": account,
+                            "amount_micro_usd": amount,
+                            "subtask_id": subtask_id,
+                            "kind": kind,
+                            "memo": memo,
+                        }
+                    )
                     for account, amount in postings
                 ],
             )

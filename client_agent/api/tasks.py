@@ -82,7 +82,7 @@ async def task_events(
     client: Client,
     after: int = Query(0, ge=0, le=MAX_POSITION),
 ) -> EventSourceResponse:
-    client.task_status(task_id)  # 404 for a task that does not exist
+    client.require_task(task_id)
     last = request.headers.get("last-event-id")
     start = int(last) if last and last.isdigit() and len(last) < 16 else after
 

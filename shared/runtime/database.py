@@ -48,8 +48,9 @@ class DriverStatement:
     interpreter lock an event loop needs). `params` turns a row (a dict by column name) into what the driver takes:
     JSON columns as text, and a tuple in the statement's order for a positional driver (SQLite)."""
 
-    def __init__(self, statement: UpdateBase, engine: Engine) -> None:
-        compiled = statement.compile(dialect=engine.dialect)
+    def __init__(self, statement: UpdateBase, engine: Engine, columns: list[str] | None = None) -> None:
+        """`columns`: those a row gives (default: every column of the table)."""
+        compiled = statement.compile(dialect=engine.dialect, column_keys=columns)
         self.sql = compiled.string
         self._order = list(compiled.positiontup or ()) if compiled.positional else None
         self._json = [c.name for c in statement.table.columns if isinstance(c.type, JSON)]
