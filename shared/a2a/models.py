@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_camel
 
 COALESCE_EXTENSION_URI = "urn:coalesce:market:v1"
@@ -407,6 +407,7 @@ class AgentCard(A2AModel):
     default_output_modes: list[str] = Field(default_factory=lambda: ["text/plain", "application/json"])
     skills: list[AgentSkill] = Field(min_length=1)
     signatures: list[AgentCardSignature] | None = None
+    _coalesce: tuple[dict[str, Any] | None, CoalesceProfile | None] | None = PrivateAttr(None)  # (params, profile)
 
     @model_validator(mode="after")
     def _somewhere_to_send(self) -> AgentCard:
@@ -419,10 +420,19 @@ class AgentCard(A2AModel):
 
     @property
     def coalesce(self) -> CoalesceProfile | None:
-        for extension in self.capabilities.extensions:
-            if extension.uri == COALESCE_EXTENSION_URI and extension.params is not None:
-                return CoalesceProfile.model_validate(extension.params)
-        return None
+        """The card's COALESCE profile, read from its extension's params once (again only if they change)."""
+        params = next(
+            (
+                e.params
+                for e in self.capabilities.extensions
+                if e.uri == COALESCE_EXTENSION_URI and e.params is not None
+            ),
+            None,
+        )
+        cached = self._coalesce
+        if cached is None or cached[0] is not params:
+            cached = self._coalesce = (params, None if params is None else CoalesceProfile.model_validate(params))
+        return cached[1]
 
     def skill(self, skill_id: str) -> AgentSkill | None:
         return next((s for s in self.skills if s.id == skill_id), None)

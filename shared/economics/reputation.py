@@ -212,8 +212,11 @@ def security_risk(breach_probabilities: Any, sensitivity: Any = "internal", chan
 
     `breach_probabilities` may be an array with the paths on its last axis; `sensitivity` a name, or an array of
     names (or weights) that broadcasts against the other axes."""
-    names = np.asarray(sensitivity)
-    weight = np.vectorize(SENSITIVITY_WEIGHT.__getitem__)(names) if names.dtype.kind in "US" else names
+    if isinstance(sensitivity, str):  # one name (the client's case): no array of names to map
+        weight: Any = SENSITIVITY_WEIGHT[sensitivity]
+    else:
+        names = np.asarray(sensitivity)
+        weight = np.vectorize(SENSITIVITY_WEIGHT.__getitem__)(names) if names.dtype.kind in "US" else names
     scale = np.asarray(weight, dtype=np.float64) * CHANNEL_EXPOSURE[channel]
     paths = np.clip(np.asarray(breach_probabilities, dtype=np.float64), 0.0, 1.0)
     # (15) Risk_security = 1 − Π_i (1 − P_breach,i)
