@@ -3,7 +3,8 @@
 Starts an echo contractor (`coalesce contractor serve --worker echo`) and a client service (no local workers, so
 every subtask is hired; SQLite file; the real embedding model), each in its own process on 127.0.0.1. Then:
 - direct: `tasks/send` to the contractor, one after another, then `--concurrency` at once;
-- through the client: `POST /v1/tasks` (one subtask) and its event stream until the task completes, the same way.
+- through the client: `POST /v1/tasks` (one subtask) and its event stream until the task completes, the same way;
+and the CPU time each process spent per task (less noisy than rates on a shared machine).
 
     python bench/client_throughput.py [--tasks 200] [--concurrency 16]
 """
@@ -20,6 +21,7 @@ import time
 import uuid
 
 import httpx
+import psutil
 from processes import echo_contractor, start, stop
 
 SUBTASK = {
@@ -88,22 +90,39 @@ async def measure(call, count: int, concurrency: int) -> tuple[list[float], floa
     return list(times), time.perf_counter() - started
 
 
-def row(name: str, concurrency: int, times: list[float], wall: float) -> str:
+def cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def row(name: str, concurrency: int, times: list[float], wall: float, cpu_ms: list[float | None]) -> str:
+    """`cpu_ms`: the client's and the contractor's CPU time per task (None: not involved)."""
     p50 = statistics.median(times) * 1000
     p99 = statistics.quantiles(times, n=100)[98] * 1000 if len(times) >= 100 else max(times) * 1000
-    return f"| {name} | {concurrency} | {len(times) / wall:.1f} | {p50:.1f} | {p99:.1f} |"
+    cpu = " | ".join("-" if ms is None else f"{ms:.2f}" for ms in cpu_ms)
+    return f"| {name} | {concurrency} | {len(times) / wall:.1f} | {p50:.1f} | {p99:.1f} | {cpu} |"
 
 
-async def run(contractor: str, client: str, tasks: int, concurrency: int) -> list[str]:
+async def run(
+    contractor: str, client: str, tasks: int, concurrency: int, processes: tuple[psutil.Process, psutil.Process]
+) -> list[str]:
+    """`processes`: the client's and the contractor's, whose CPU time each row reports per task."""
     rows = []
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=concurrency * 2 + 4)) as http:
         await through_client(http, client)  # warm-up: first embedding of the requirement
         for level in (1, concurrency):
             count = tasks if level > 1 else max(20, tasks // 5)
-            times, wall = await measure(lambda: direct(http, contractor), count, level)
-            rows.append(row("contractor directly (tasks/send)", level, times, wall))
-            times, wall = await measure(lambda: through_client(http, client), count, level)
-            rows.append(row("through the client (submit, stream to the end)", level, times, wall))
+            for name, call, involved in (
+                ("contractor directly (tasks/send)", lambda: direct(http, contractor), (False, True)),
+                ("through the client (submit, stream to the end)", lambda: through_client(http, client), (True, True)),
+            ):
+                before = [cpu_s(p) for p in processes]
+                times, wall = await measure(call, count, level)
+                cpu_ms = [
+                    (cpu_s(p) - b) * 1000 / count if used else None
+                    for p, b, used in zip(processes, before, involved, strict=True)
+                ]
+                rows.append(row(name, level, times, wall, cpu_ms))
     return rows
 
 
@@ -128,12 +147,13 @@ def main() -> int:
         try:
             registered = httpx.post(client_url + "v1/contractors", json={"card_url": contractor_url}, timeout=30)
             assert registered.status_code == 201, registered.text
-            rows = asyncio.run(run(contractor_url, client_url, args.tasks, args.concurrency))
+            processes = (psutil.Process(client.pid), psutil.Process(contractor.pid))
+            rows = asyncio.run(run(contractor_url, client_url, args.tasks, args.concurrency, processes))
         finally:
             stop(client, contractor)
     print(f"\nclient benchmark: echo contractor, one subtask per task, {args.tasks} tasks, 127.0.0.1\n")
-    print("| path | concurrency | tasks/s | p50 ms | p99 ms |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| path | concurrency | tasks/s | p50 ms | p99 ms | client CPU ms/task | contractor CPU ms/task |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
     direct_p50 = float(re.findall(r"\| ([\d.]+) \|", rows[0])[1])
     client_p50 = float(re.findall(r"\| ([\d.]+) \|", rows[1])[1])
