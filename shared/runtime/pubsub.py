@@ -55,21 +55,24 @@ class Subscription(Generic[T]):
     async def items(self, poll_s: float = 1.0, until: Callable[[], bool] | None = None) -> AsyncIterator[T]:
         """Items as they come, until the subscription is dropped or closed and drained, or `until()` is true
         with nothing left queued (checked every `poll_s`)."""
-        async for batch in self.batches(poll_s, until):
-            for item in batch:
-                yield item
+        while await self._ready(poll_s, until):
+            yield self._items.popleft()
 
     async def batches(self, poll_s: float = 1.0, until: Callable[[], bool] | None = None) -> AsyncIterator[list[T]]:
         """As `items`, but everything queued at once comes as one list (a reader that writes to a socket sends
         it in one write)."""
+        while await self._ready(poll_s, until):
+            batch = list(self._items)
+            self._items.clear()
+            yield batch
+
+    async def _ready(self, poll_s: float, until: Callable[[], bool] | None) -> bool:
+        """True once an item is queued; False when the stream is over (see `items`)."""
         while not self.ended:
             if self._items:
-                batch = list(self._items)
-                self._items.clear()
-                yield batch
-                continue
+                return True
             if until is not None and until():
-                return
+                return False
             self._wake = asyncio.get_running_loop().create_future()
             try:
                 if until is None:
@@ -78,6 +81,7 @@ class Subscription(Generic[T]):
                     await asyncio.wait((self._wake,), timeout=poll_s)
             finally:
                 self._wake = None
+        return False
 
 
 class Topic(Generic[T]):
