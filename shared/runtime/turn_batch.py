@@ -34,19 +34,19 @@ class TurnBatch:
         self.engine = engine
         self._pending: list[Write] = []
         self._callbacks: list[Callable[[], None]] = []
-        self._due: asyncio.Handle | None = None
+        self._due: asyncio.Handle | None = None  # the commit at the end of this turn, on `_due_loop`
+        self._due_loop: asyncio.AbstractEventLoop | None = None
 
     def write(self, write: Write) -> None:
         """`write(connection)` runs in the turn's transaction."""
         self._pending.append(write)
-        if self._due is not None:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop: commit now
             self.flush()
             return
-        self._due = loop.call_soon(self._commit_due)
+        if self._due is None or self._due_loop is not loop:  # (a loop that ended took its commit with it)
+            self._due, self._due_loop = loop.call_soon(self._commit_due), loop
 
     def after(self, callback: Callable[[], None]) -> None:
         """`callback()` once the writes made so far are committed."""
@@ -119,7 +119,7 @@ class TurnBatch:
             self.flush()
         except OperationalError:
             log.warning("the database refused a commit; retrying in %.1f s", RETRY_S, exc_info=True)
-            self._due = asyncio.get_running_loop().call_later(RETRY_S, self._commit_due)
+            self._due = self._due_loop.call_later(RETRY_S, self._commit_due) if self._due_loop else None
 
 
 def _apply(db: Connection, writes: list[Write]) -> None:

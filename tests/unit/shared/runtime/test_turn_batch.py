@@ -135,3 +135,26 @@ def test_a_locked_database_is_retried_and_nothing_is_lost(tmp_path, monkeypatch)
     before, after = asyncio.run(turn())
     assert before == [] and after == [1]
     assert on_disk(path) == [1]
+
+
+def test_a_write_on_a_new_event_loop_commits_though_the_old_loop_ended_with_a_retry_due(tmp_path, monkeypatch):
+    path = f"{tmp_path}/numbers.db"
+    engine = open_database(f"sqlite:///{path}", metadata)
+    event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=0"))
+    engine.dispose()  # new connections: no waiting for the lock
+    batch = TurnBatch(engine)
+    monkeypatch.setattr(turn_batch, "RETRY_S", 60.0)  # the retry would come long after its loop ended
+    locker = sqlite3.connect(path, timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")
+
+    async def write(n: int) -> list[int]:
+        announced: list[int] = []
+        batch.write(put(n))
+        batch.after(lambda: announced.append(n))
+        await asyncio.sleep(0.01)
+        return announced
+
+    assert asyncio.run(write(1)) == []  # refused; its retry is due on a loop that is gone
+    locker.rollback()
+    assert asyncio.run(write(2)) == [2]  # a new loop commits at the end of its turn, the earlier write first
+    assert on_disk(path) == [1, 2]
