@@ -130,10 +130,6 @@ _settled = select(settlements.c.transaction_id).where(
 )
 
 
-SETTLEMENT_COLUMNS = ("subtask_id", "attempt", "kind", "transaction_id")
-POSTING_COLUMNS = ("transaction_id", "at", "account", "amount_micro_usd", "subtask_id", "kind", "memo")
-
-
 def _execute(db: Connection, statement: Executable, values: dict[str, Any] | list[dict[str, Any]]) -> None:
     db.execute(statement, values)
 
@@ -152,8 +148,9 @@ class Store:
         self.engine = open_database(url, metadata)
         _contractors_keyed_by_key(self.engine)
         self._insert_event = DriverStatement(insert(events), self.engine)  # the most frequent writes
-        self._insert_settlement = DriverStatement(insert(settlements), self.engine, list(SETTLEMENT_COLUMNS))
-        self._insert_posting = DriverStatement(insert(ledger), self.engine, list(POSTING_COLUMNS))
+        self._insert_settlement = DriverStatement(insert(settlements), self.engine)
+        posted = [c.name for c in ledger.columns if c is not ledger.c.seq]  # the database numbers postings
+        self._insert_posting = DriverStatement(insert(ledger), self.engine, posted)
         self._turn = TurnBatch(self.engine)
         self.after_stored = self._turn.after
 

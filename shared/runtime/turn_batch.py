@@ -96,18 +96,13 @@ class TurnBatch:
         dropped. An OperationalError leaves in `writes` those not committed."""
         try:
             with self.engine.begin() as db:
-                for write in writes:
-                    write(db)
-        except OperationalError:
-            raise
-        except SQLAlchemyError:
+                _apply(db, writes)
+        except _Refused:
             while writes:
                 try:
                     with self.engine.begin() as db:
-                        writes[0](db)
-                except OperationalError:
-                    raise
-                except SQLAlchemyError:
+                        _apply(db, writes[:1])
+                except _Refused:
                     log.exception("a write the database refused was dropped")
                 writes.pop(0)
             return
@@ -123,6 +118,8 @@ class TurnBatch:
 
 
 def _apply(db: Connection, writes: list[Write]) -> None:
+    """`writes` on `db`; a write the database refuses outright raises `_Refused` (OperationalError, a refusal for
+    the moment, passes as it is)."""
     try:
         for write in writes:
             write(db)
