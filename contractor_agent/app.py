@@ -19,7 +19,7 @@ from contractor_agent.store import TaskStore
 from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
 from shared.runtime import jsonio
-from shared.runtime.http import ServiceApp
+from shared.runtime.http import BodyTooLarge, ServiceApp, read_bounded
 from shared.security.auth import AuthError
 from shared.security.channel import token_caller
 from shared.security.net_policy import Resolver, system_resolve
@@ -27,23 +27,6 @@ from shared.workers.base import Worker
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 CARD_PATHS = ("/.well-known/agent.json", "/.well-known/agent-card.json")
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_bounded(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -16,15 +16,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from client_agent.api import a2a, contractors, dashboard, market, tasks
+from client_agent.api.deps import error_answer, invalid, refused
 from client_agent.api.mcp import MCP_PATH, McpFace
-from client_agent.errors import ClientError, Conflict, Invalid, NotFound, Overloaded
+from client_agent.errors import ClientError
 from client_agent.service import ClientService
 from contractor_agent.app import CARD_PATHS
-from shared.runtime.observability import FASTAPI_TELEMETRY, MetricsMiddleware
+from shared.runtime.http import ServiceApp
 from shared.security.auth import ApiKeys, AuthError
 
 PUBLIC_PATHS = frozenset({"/health", "/metrics", *CARD_PATHS})
-STATUS: dict[type[ClientError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Overloaded: 429}
 
 
 def create_app(
@@ -59,17 +59,17 @@ def create_app(
             yield
         await service.close()
 
-    app = FastAPI(
+    app = ServiceApp(
+        service.metrics,
         title="COALESCE client agent",
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(require_key)],
         description="Submit tasks; COALESCE decides per subtask whether to hire a contractor over A2A.",
-        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.service = service
     app.state.results_dir = results_dir
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    tasks.serve_directly(app, keys)
     app.mount("/dashboard/static", StaticFiles(directory=dashboard.DASHBOARD / "static"), name="dashboard-static")
     for router in (tasks.router, contractors.router, market.router, dashboard.router):
         app.include_router(router)
@@ -80,17 +80,15 @@ def create_app(
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError) -> JSONResponse:
-        status = next(code for kind, code in STATUS.items() if isinstance(error, kind))
-        return JSONResponse({"error": error.message}, status_code=status)
+        return refused(error)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()[:20]]
-        return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return invalid(error.errors())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+        return error_answer(str(error.detail), error.status_code, error.headers)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

@@ -6,13 +6,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from client_agent.api.deps import ERRORS, MAX_POSITION, Client
+from client_agent.api.deps import ERRORS, MAX_BODY_BYTES, MAX_POSITION, Client, answered, invalid
 from client_agent.errors import Invalid
 from client_agent.models import Feedback, InputAnswer, TaskAccepted, TaskSubmission
+from client_agent.service import ClientService
 from client_agent.state import SubtaskCost, SubtaskState
 from shared.runtime import jsonio
+from shared.runtime.http import ServiceApp, read_bounded
+from shared.security.auth import ApiKeys
 
 router = APIRouter(prefix="/v1/tasks", responses=ERRORS)
 
@@ -94,6 +99,38 @@ async def task_events(
             )
 
     return EventSourceResponse(stream(), ping=15, send_timeout=30)
+
+
+class EventsQuery(BaseModel):
+    after: int = Field(0, ge=0, le=MAX_POSITION)
+
+
+def serve_directly(app: ServiceApp, keys: ApiKeys) -> None:
+    """Submitting a task and following it, the hot paths, as direct routes (ahead of FastAPI's middleware and
+    dependency resolution, a quarter of the client's time per task in a py-spy profile): the same endpoints as
+    above, the request parsed and refused as FastAPI would."""
+
+    async def submit_directly(request: Request) -> Response:
+        async def answer() -> Response:
+            submission = TaskSubmission.model_validate_json(await read_bounded(request, MAX_BODY_BYTES))
+            accepted = await submit(submission, request.app.state.service)
+            return JSONResponse(accepted.model_dump(), status_code=202)
+
+        return await answered(request, keys, answer)
+
+    async def events_directly(request: Request) -> Response:
+        async def answer() -> Response:
+            client: ClientService = request.app.state.service
+            try:
+                query = EventsQuery.model_validate(dict(request.query_params))
+            except ValidationError as error:
+                return invalid(error.errors(include_url=False), ("query",))
+            return await task_events(request.path_params["task_id"], request, client, query.after)
+
+        return await answered(request, keys, answer)
+
+    app.direct_route(router.prefix, submit_directly, methods=("POST",))
+    app.direct_route(router.prefix + "/{task_id}/events", events_directly, methods=("GET",))
 
 
 @router.get("/{task_id}/ledger")

@@ -11,12 +11,15 @@ path is answered 405 with `Allow`. Everything else (other paths, lifespan, webso
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.convertors import Convertor
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match, compile_path
 
 from shared.runtime.observability import (
     FASTAPI_TELEMETRY,
@@ -35,6 +38,41 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The request's body, or BodyTooLarge once it (or the length it declares) passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Direct:
+    """A direct route: its path (a template when it has parameters), its methods and its answer."""
+
+    def __init__(self, path: str, methods: frozenset[str], answer: ASGIApp) -> None:
+        self.path, self.methods, self.answer = path, methods, answer
+        self.pattern: re.Pattern[str]
+        self.convertors: dict[str, Convertor[Any]]
+        self.pattern, _, self.convertors = compile_path(path)
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The template's parameters in `path`, or None when it does not match."""
+        found = self.pattern.match(path)
+        if found is None:
+            return None
+        return {name: self.convertors[name].convert(text) for name, text in found.groupdict().items()}
+
+
 def route_path(scope: Scope) -> str:
     """The path below where the app is mounted (`root_path`), as Starlette's router matches it."""
     path, root = scope["path"], scope.get("root_path", "")
@@ -50,31 +88,54 @@ class ServiceApp(FastAPI):
         super().__init__(telemetry=FASTAPI_TELEMETRY, **settings)
         self.add_middleware(MetricsMiddleware, metrics=metrics)
         self._meter = RequestMeter(metrics)
-        self._direct: dict[str, ASGIApp] = {}
+        self._direct: dict[str, _Direct] = {}  # by path
+        self._templates: list[_Direct] = []  # paths with parameters
 
     def direct_route(self, path: str, endpoint: Endpoint, methods: tuple[str, ...]) -> None:
-        """Answer `methods` on `path` with `endpoint`, ahead of the middleware stack."""
-        allowed = frozenset(methods)
+        """Answer `methods` on `path` with `endpoint`, ahead of the middleware stack. Another method on the path goes
+        to FastAPI's routes when one of them serves the path, and is answered 405 otherwise."""
 
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-            response: Response
-            if scope["method"] not in allowed:
-                response = PlainTextResponse("Method Not Allowed", 405, {"Allow": ", ".join(sorted(allowed))})
-            else:
-                try:
-                    response = await endpoint(Request(scope, receive))
-                except Exception:  # answered, and the connection kept (re-raising would make the server close it)
-                    log.exception("internal error on %s %s", scope["method"], scope["path"])
-                    response = PlainTextResponse("Internal Server Error", 500)
+            try:
+                response = await endpoint(Request(scope, receive))
+            except Exception:  # answered, and the connection kept (re-raising would make the server close it)
+                log.exception("internal error on %s %s", scope["method"], scope["path"])
+                response = PlainTextResponse("Internal Server Error", 500)
             await response(scope, receive, send)
 
-        self._direct[path] = answer
+        direct = _Direct(path, frozenset(methods), answer)
+        if direct.convertors:
+            self._templates.append(direct)
+        else:
+            self._direct[path] = direct
+
+    def _find(self, scope: Scope) -> _Direct | None:
+        """The direct route on this request's path, its parameters put in the scope; None for every other path."""
+        if scope["type"] != "http":
+            return None
+        path = route_path(scope)
+        direct = self._direct.get(path)
+        if direct is not None:
+            return direct
+        for template in self._templates:
+            params = template.match(path)
+            if params is not None:
+                scope["path_params"] = params
+                return template
+        return None
+
+    def _served_by_fastapi(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.router.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = route_path(scope) if scope["type"] == "http" else ""
-        direct = self._direct.get(path)
-        if direct is None:
+        direct = self._find(scope)
+        if direct is None or (scope["method"] not in direct.methods and self._served_by_fastapi(scope)):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # what `request.app` reads, as Starlette sets it
-        await self._meter.around(direct, scope, receive, send, lambda: path)
+        answer = direct.answer if scope["method"] in direct.methods else _refusal(direct.methods)
+        await self._meter.around(answer, scope, receive, send, lambda: direct.path)
+
+
+def _refusal(allowed: frozenset[str]) -> ASGIApp:
+    return PlainTextResponse("Method Not Allowed", 405, {"Allow": ", ".join(sorted(allowed))})

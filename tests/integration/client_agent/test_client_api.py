@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from client_agent.api.deps import MAX_BODY_BYTES
 from client_agent.models import TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
 from shared.runtime.serving import ServerThread, bind_socket
@@ -50,6 +51,28 @@ def test_bad_requests_get_clear_4xx(make_client, method, path, body, status):
     response = client.http.request(method, path, json=body)
     assert response.status_code == status, response.text
     assert "error" in response.json()
+
+
+def test_the_direct_routes_refuse_as_the_rest_of_the_api_does(make_client):
+    """Submitting and following a task skip FastAPI (`tasks.serve_directly`); their refusals must not differ."""
+    client = make_client()
+    missing = client.http.post("/v1/tasks", json={})
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "description"]
+    not_json = client.http.post("/v1/tasks", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 422 and not_json.json()["error"] == "invalid request"
+    too_big = client.http.post("/v1/tasks", content=b" " * (MAX_BODY_BYTES + 1))
+    assert too_big.status_code == 413 and "larger than" in too_big.json()["error"]
+    before = client.http.get("/v1/tasks/nope/events", params={"after": -1})
+    assert before.status_code == 422 and before.json()["detail"][0]["loc"] == ["query", "after"]
+    assert client.http.get("/v1/tasks").json() == {"tasks": []}  # the path's other method, through FastAPI
+    assert client.http.put("/v1/tasks").status_code == 405
+    submitted = client.http.post(
+        "/v1/tasks", json={"description": "x", "subtasks": [subtask("risk-assessment", "assess", input_data=RISK)]}
+    )
+    assert submitted.status_code == 202 and submitted.json()["status"] == "submitted"
+    metrics = client.http.get("/metrics").text
+    assert 'route="/v1/tasks/{task_id}/events",status="422"' in metrics  # metered by its template
+    assert 'method="POST",route="/v1/tasks",status="202"' in metrics
 
 
 def test_registering_an_unreachable_or_invalid_card_is_422(make_client, start_contractor: StartContractor):

@@ -64,3 +64,33 @@ def test_a_direct_route_matches_below_where_its_app_is_mounted():
     with ServerThread(outer, sock), httpx.Client(timeout=10) as http:
         answer = http.post(f"http://127.0.0.1:{sock.getsockname()[1]}/a2a/")
     assert answer.json() == {"hello": True}
+
+
+def test_a_direct_route_with_parameters_and_fastapi_serving_its_other_methods():
+    metrics = ServiceMetrics("test_template")
+    app = ServiceApp(metrics)
+
+    async def follow(request: Request) -> Response:
+        return JSONResponse({"item": request.path_params["item_id"], "n": request.path_params["n"]})
+
+    app.direct_route("/items/{item_id}/follow/{n:int}", follow, methods=("GET",))
+
+    @app.delete("/items/{item_id}/follow/{n:int}")
+    async def stop(item_id: str, n: int) -> dict[str, str]:
+        return {"stopped": item_id}
+
+    sock = bind_socket()
+    with (
+        ServerThread(app, sock),
+        httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=10) as http,
+    ):
+        assert http.get("/items/a1/follow/7").json() == {"item": "a1", "n": 7}  # converted as its template says
+        assert http.delete("/items/a1/follow/7").json() == {"stopped": "a1"}  # FastAPI serves the other method
+        assert http.get("/items/a1/follow/x").status_code == 404  # `int` does not match: not this route
+        assert http.get("/items/a/b/follow/7").status_code == 404  # a parameter is one path segment
+        assert http.post("/items/a1/follow/7").status_code == 405
+    sample = metrics.registry.get_sample_value(
+        "test_template_http_requests_total",
+        {"method": "GET", "route": "/items/{item_id}/follow/{n:int}", "status": "200"},
+    )
+    assert sample == 1
