@@ -293,6 +293,7 @@ class Hirer:
             answered = True
         billing = task.metadata.get("coalesce")
         billing = billing if isinstance(billing, dict) else {}
+        self.market.remember(contractor, billing.get("nextQuote"))
         if contractor.operator_price_usd is not None:  # an agent that bills nothing: its operator's price
             billing = {"quoteUsd": contractor.operator_price_usd, "costUsd": contractor.operator_price_usd}
         return (channel.open_artifacts(task.artifacts) if channel else task.artifacts), billing

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from typing import Any
 
 import httpx
@@ -25,12 +27,16 @@ class Market:
         http: httpx.AsyncClient,
         contractor_tokens: dict[str, str],
         quote_timeout_s: float,
+        quote_reuse_s: float = 0.0,
     ) -> None:
+        """`quote_reuse_s`: how long a quote that came with a hire's final event stands in for a live one."""
         self.registry = registry
         self.http = http
         self.contractor_tokens = contractor_tokens
         self.quote_timeout_s = quote_timeout_s
+        self.quote_reuse_s = quote_reuse_s
         self._asking: dict[tuple[str, float], asyncio.Future[Quote | None]] = {}  # quotes on their way
+        self._given: dict[str, tuple[float, Quote]] = {}  # by contractor: the quote its last hire ended with, and when
 
     def auth_headers(self, contractor: Contractor) -> dict[str, str]:
         token = self.contractor_tokens.get(contractor.card_url)
@@ -52,12 +58,24 @@ class Market:
         while one is on its way share its answer (asked after they began, it is as live as theirs would be)."""
         if contractor.operator_price_usd is not None:
             return contractor.operator_price_usd, {}
+        given = self._given.get(contractor.id) if complexity == 1.0 else None
+        if given is not None and time.monotonic() - given[0] < self.quote_reuse_s:
+            return given[1]
         key = (contractor.id, complexity)
         asking = self._asking.get(key)
         if asking is None:
             asking = self._asking[key] = asyncio.ensure_future(self._ask(contractor, complexity))
             asking.add_done_callback(lambda _: self._asking.pop(key, None))
         return await asyncio.shield(asking)  # one decision canceled does not cancel the others' quote
+
+    def remember(self, contractor: Contractor, quote: Any) -> None:
+        """Keep the quote a contractor's hire ended with (its `nextQuote`: what `/v1/quote` would have answered then,
+        for one more task of complexity 1), to decide the next hire without asking; anything else is ignored."""
+        if not isinstance(quote, dict) or not isinstance(quote.get("load"), dict):
+            return
+        price = quote.get("priceUsd")
+        if isinstance(price, int | float) and not isinstance(price, bool) and math.isfinite(price) and price >= 0:
+            self._given[contractor.id] = (time.monotonic(), (float(price), quote["load"]))
 
     async def _ask(self, contractor: Contractor, complexity: float) -> Quote | None:
         try:

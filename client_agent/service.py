@@ -64,6 +64,7 @@ class ClientConfig:
     local_timeout_s: float = 300.0
     input_timeout_s: float = 600.0
     quote_timeout_s: float = 2.0
+    quote_reuse_s: float = 0.5  # a quote that ended a hire stands for a live one this long (0: always ask)
     max_running_tasks: int = 32
     max_pending_tasks: int = 1000
     max_subscribers: int = 256
@@ -128,7 +129,9 @@ class ClientService:
         self.metrics = ClientMetrics()
         self.ledger = Ledger(store, observe=lambda kind, amount: self.metrics.money_usd.labels(kind).inc(amount))
         self.events = EventBus(store, config.max_subscribers)
-        self.market = Market(self.registry, self.http, config.contractor_tokens, config.quote_timeout_s)
+        self.market = Market(
+            self.registry, self.http, config.contractor_tokens, config.quote_timeout_s, config.quote_reuse_s
+        )
         progress = Progress(store, self.events, config.input_timeout_s)
         verifier = Verifier(judge)
         calibrator = CostCalibrator(config.decision.calibration_lambda)

@@ -181,6 +181,14 @@ class TaskManager:
         capacity = self.capacity
         return self.pricing.quote(capacity.running, capacity.waiting, self.limits.max_concurrent, complexity)
 
+    def next_quote(self, leaving: bool) -> dict[str, Any]:
+        """What `/v1/quote` would answer once a task that ends now is gone (`leaving`: it still holds a running
+        place, which it gives up as it ends): a hire's final event carries it, so that its client need not ask."""
+        capacity = self.capacity
+        running = capacity.running - leaving
+        price = self.pricing.quote(running, capacity.waiting, self.limits.max_concurrent)
+        return {"priceUsd": price, "load": {**self.load(), "running": running}}
+
     # ------------------------------------------------------------ commands
 
     def submit(
@@ -350,14 +358,18 @@ class TaskManager:
     def _subscribe(self, record: TaskRecord) -> Subscription:
         return record.events.subscribe()
 
-    def status_event(self, record: TaskRecord) -> TaskStatusUpdateEvent:
+    def status_event(self, record: TaskRecord, next_quote: dict[str, Any] | None = None) -> TaskStatusUpdateEvent:
+        """The task's status as an event; a final one carries the bill (and `next_quote` beside it, when given)."""
         state = record.state
+        bill = record.task.metadata.get("coalesce")
+        if next_quote is not None and isinstance(bill, dict):
+            bill = {**bill, "nextQuote": next_quote}
         return TaskStatusUpdateEvent(
             task_id=record.task.id,
             context_id=record.task.context_id,
             status=record.task.status,
             final=state.terminal or state.interrupted,
-            metadata={"coalesce": record.task.metadata.get("coalesce")} if state.terminal else None,
+            metadata={"coalesce": bill} if state.terminal else None,
         )
 
     def _emit(self, record: TaskRecord, event: StreamEvent) -> None:
@@ -392,6 +404,7 @@ class TaskManager:
         if not can_transition(record.state, state):
             log.debug("task %s: refused move %s -> %s", record.task.id, record.state, state)
             return False
+        leaving = record.state is TaskState.WORKING  # its work holds a running place until it returns
         if message is not None:
             message = self._stamped(message, record.task)
             record.task.history.append(message)
@@ -401,7 +414,7 @@ class TaskManager:
             self.metrics.tasks.labels(state.value).inc()
             self.metrics.task_seconds.labels(record.skill.id).observe(time.monotonic() - record.created)
             log.info("task %s %s", record.task.id, state.value)
-        self._emit(record, self.status_event(record))
+        self._emit(record, self.status_event(record, self.next_quote(leaving) if state.terminal else None))
         return True
 
     def _progress(self, record: TaskRecord, text: str) -> None:
