@@ -151,6 +151,10 @@ class Store:
         self._insert_settlement = DriverStatement(insert(settlements), self.engine)
         posted = [c.name for c in ledger.columns if c is not ledger.c.seq]  # the database numbers postings
         self._insert_posting = DriverStatement(insert(ledger), self.engine, posted)
+        unfinished = [c.name for c in tasks.columns if c is not tasks.c.result]  # a task starts without a result
+        self._insert_task = DriverStatement(insert(tasks), self.engine, unfinished)
+        self._update_subtask = DriverStatement(_update_subtask, self.engine, ["status", "state", "updated_at"])
+        self._task_updates: dict[tuple[str, ...], DriverStatement] = {}  # by the columns set
         self._turn = TurnBatch(self.engine)
         self.after_stored = self._turn.after
 
@@ -233,18 +237,16 @@ class Store:
 
     def create_task(self, task_id: str, request: dict[str, Any], idempotency_key: str | None) -> None:
         now = time.time()
+        task = {
+            "id": task_id,
+            "idempotency_key": idempotency_key,
+            "status": "submitted",
+            "request": request,
+            "created_at": now,
+            "updated_at": now,
+        }
         with self.transaction() as db:
-            db.execute(
-                insert(tasks),
-                {
-                    "id": task_id,
-                    "idempotency_key": idempotency_key,
-                    "status": "submitted",
-                    "request": request,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
+            self._insert_task.execute(db, [self._insert_task.params(task)])
 
     def task_by_key(self, idempotency_key: str) -> dict[str, Any] | None:
         with self.transaction() as db:
@@ -287,8 +289,12 @@ class Store:
             return [row(r) for r in reversed(list(db.execute(query)))]
 
     def set_task(self, task_id: str, **values: Any) -> None:
-        update = {"task_id": task_id, "updated_at": time.time(), **values}
-        self._turn.write(lambda db: _execute(db, _update_task, update))
+        columns = (*values, "updated_at")
+        statement = self._task_updates.get(columns)
+        if statement is None:
+            statement = self._task_updates[columns] = DriverStatement(_update_task, self.engine, list(columns))
+        update = statement.params({"task_id": task_id, "updated_at": time.time(), **values})
+        self._turn.write(lambda db: statement.execute(db, [update]))
 
     def add_subtasks(self, task_id: str, specs: list[tuple[str, dict[str, Any]]]) -> None:
         now = time.time()
@@ -307,8 +313,10 @@ class Store:
         self._turn.write(lambda db: _execute(db, insert(subtasks), rows))
 
     def set_subtask(self, subtask_id: str, status: str, state: dict[str, Any]) -> None:
-        update = {"subtask_id": subtask_id, "status": status, "state": state, "updated_at": time.time()}
-        self._turn.write(lambda db: _execute(db, _update_subtask, update))
+        update = self._update_subtask.params(
+            {"subtask_id": subtask_id, "status": status, "state": state, "updated_at": time.time()}
+        )
+        self._turn.write(lambda db: self._update_subtask.execute(db, [update]))
 
     # ------------------------------------------------------------ events
 

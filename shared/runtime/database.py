@@ -43,7 +43,7 @@ def open_database(url: str, metadata: MetaData, durable_commits: bool = False) -
 
 
 class DriverStatement:
-    """An INSERT (or DELETE) compiled once for the engine's dialect, its rows sent to the database driver as they
+    """An INSERT, UPDATE or DELETE compiled once for the engine's dialect, its rows sent to the database driver as they
     are: no statement is built, hashed or compiled per write (SQLAlchemy's per-statement machinery holds the
     interpreter lock an event loop needs). `params` turns a row (a dict by column name) into what the driver takes:
     JSON columns as text, and a tuple in the statement's order for a positional driver (SQLite)."""
