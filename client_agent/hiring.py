@@ -82,15 +82,13 @@ def _number(value: Any) -> float:
 def receipt_problem(contractor: Contractor, task_id: str, billing: dict[str, Any]) -> str | None:
     """Why the contractor's signed usage receipt does not cover its bill, or None when it does or when none is
     expected (an unsigned card, or no price list)."""
-    if contractor.signing_key is None or contractor.card.coalesce is None:
+    if contractor.signing_key is None or contractor.price_list is None:
         return None
     key = contractor.pinned_public_key
     if key is None:
         return "the pinned key is not on the card"
     try:
-        verify_receipt(
-            billing.get("receipt"), task_id, billing, contractor.card.coalesce.price, key, contractor.signing_key
-        )
+        verify_receipt(billing.get("receipt"), task_id, billing, contractor.price_list, key, contractor.signing_key)
     except ReceiptRejected as rejected:
         return str(rejected)
     return None

@@ -21,6 +21,7 @@ from shared.economics.skills import SkillIndex, SkillProfile, skill_profiles
 from shared.security.attestation import AttestedSkill, certified_skills
 from shared.security.card_signing import CardTrustError, key_to_pin, keys_of_signatures, pin_of, verify_card
 from shared.security.channel import ChannelOffer, channel_offer
+from shared.security.receipts import price_list_version
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class Contractor:
         if self.signing_key is None:
             return None
         return keys_of_signatures(self.card.signatures or []).get(self.signing_key)
+
+    @cached_property
+    def price_list(self) -> str | None:
+        """The version of its card's price list (`price_list_version`), which its receipts must name."""
+        return price_list_version(self.card.coalesce.price) if self.card.coalesce else None
 
     @property
     def requires_auth(self) -> bool:

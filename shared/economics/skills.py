@@ -331,7 +331,10 @@ class SkillIndex:
         required = [self._vocabulary[t] for t in requirement.terms if t in self._vocabulary]
         if not requirement.terms or self._incidence is None or self._term_weights is None:
             return np.zeros(rows)
-        shared = np.asarray(self._incidence[:, required].sum(axis=1), dtype=np.float64).ravel()
+        shared, incidence = np.zeros(rows), self._incidence
+        for term in required:  # its column: the rows that have the term, and their weights (a term is required once)
+            start, end = incidence.indptr[term], incidence.indptr[term + 1]
+            shared[incidence.indices[start:end]] += incidence.data[start:end]
         if self.weights.jaccard:
             union = len(requirement.terms) + self._term_weights - shared
             return shared / np.maximum(union, 1.0)

@@ -53,10 +53,10 @@ class ReceiptSigner:
 
 
 def verify_receipt(
-    receipt: Any, task_id: str, billing: dict[str, Any], price: Price, key: Ed25519PublicKey, kid: str
+    receipt: Any, task_id: str, billing: dict[str, Any], price_list: str, key: Ed25519PublicKey, kid: str
 ) -> None:
     """Raises ReceiptRejected unless `receipt` was signed by `key` (`kid`) for this task, over exactly the
-    billing fields given, at the version of `price` the client holds."""
+    billing fields given, at the version of the price list the client holds (`price_list_version`)."""
     if not isinstance(receipt, str):
         raise ReceiptRejected("no receipt")
     try:
@@ -67,7 +67,7 @@ def verify_receipt(
         raise ReceiptRejected(f"bad signature: {error}") from None
     if claims["taskId"] != task_id:
         raise ReceiptRejected(f"a receipt for task {claims['taskId']!r}, not this one")
-    if claims["priceList"] != price_list_version(price):
+    if claims["priceList"] != price_list:
         raise ReceiptRejected("priced by another price list than the card's")
     for name in BILLED:
         if claims.get(name) != billing.get(name):
