@@ -111,7 +111,7 @@ async def run(
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=concurrency * 2 + 4)) as http:
         await through_client(http, client)  # warm-up: first embedding of the requirement
         for level in (1, concurrency):
-            count = tasks if level > 1 else max(20, tasks // 5)
+            count = tasks
             for name, call, involved in (
                 ("contractor directly (tasks/send)", lambda: direct(http, contractor), (False, True)),
                 ("through the client (submit, stream to the end)", lambda: through_client(http, client), (True, True)),
