@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from client_agent.api import a2a, contractors, dashboard, market, tasks
-from client_agent.api.deps import error_answer, invalid, refused
+from client_agent.api.deps import MAX_BODY_BYTES, error_answer, invalid, refused
 from client_agent.api.mcp import MCP_PATH, McpFace
 from client_agent.errors import ClientError
 from client_agent.service import ClientService
@@ -61,6 +61,7 @@ def create_app(
 
     app = ServiceApp(
         service.metrics,
+        MAX_BODY_BYTES,
         title="COALESCE client agent",
         version="0.1.0",
         lifespan=lifespan,

@@ -17,8 +17,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.convertors import Convertor
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Match, compile_path
 
 from shared.runtime.observability import (
@@ -56,6 +56,33 @@ async def read_bounded(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class BodyLimit:
+    """ASGI middleware: a request whose body passes `limit` bytes is answered 413 (`{"error": ...}`) before the app
+    sees any of it; any other request reaches the app with its body read already (bodies are bounded, so small)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_bounded(Request(scope, receive), self.limit)
+        except BodyTooLarge:
+            refusal = JSONResponse({"error": f"request body larger than {self.limit} bytes"}, status_code=413)
+            await refusal(scope, receive, send)
+            return
+        except ClientDisconnect:
+            return
+        first: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:  # the body once, then what the server says next (a disconnect)
+            return first.pop() if first else await receive()
+
+        await self.app(scope, replay, send)
+
+
 class _Direct:
     """A direct route: its path (a template when it has parameters), its methods and its answer."""
 
@@ -82,10 +109,13 @@ def route_path(scope: Scope) -> str:
 
 
 class ServiceApp(FastAPI):
-    """FastAPI, metered (`MetricsMiddleware`), with FastAPI's own telemetry off, and direct routes."""
+    """FastAPI, metered (`MetricsMiddleware`), with FastAPI's own telemetry off, and direct routes. `max_body_bytes`:
+    the bound of a request body on FastAPI's routes (`BodyLimit`; a direct route bounds its own)."""
 
-    def __init__(self, metrics: ServiceMetrics, **settings: Any) -> None:
+    def __init__(self, metrics: ServiceMetrics, max_body_bytes: int | None = None, **settings: Any) -> None:
         super().__init__(telemetry=FASTAPI_TELEMETRY, **settings)
+        if max_body_bytes is not None:
+            self.add_middleware(BodyLimit, limit=max_body_bytes)
         self.add_middleware(MetricsMiddleware, metrics=metrics)
         self._meter = RequestMeter(metrics)
         self._direct: dict[str, _Direct] = {}  # by path

@@ -62,6 +62,8 @@ def test_the_direct_routes_refuse_as_the_rest_of_the_api_does(make_client):
     assert not_json.status_code == 422 and not_json.json()["error"] == "invalid request"
     too_big = client.http.post("/v1/tasks", content=b" " * (MAX_BODY_BYTES + 1))
     assert too_big.status_code == 413 and "larger than" in too_big.json()["error"]
+    too_big = client.http.post("/v1/contractors", content=b" " * (MAX_BODY_BYTES + 1))  # a route through FastAPI
+    assert too_big.status_code == 413 and "larger than" in too_big.json()["error"]
     before = client.http.get("/v1/tasks/nope/events", params={"after": -1})
     assert before.status_code == 422 and before.json()["detail"][0]["loc"] == ["query", "after"]
     assert client.http.get("/v1/tasks").json() == {"tasks": []}  # the path's other method, through FastAPI
