@@ -19,13 +19,12 @@ from contractor_agent.store import TaskStore
 from contractor_agent.tasks import TaskManager
 from shared.a2a.models import AgentCard, ErrorCode, JSONRPCError, rpc_error
 from shared.runtime import jsonio
-from shared.runtime.http import BodyTooLarge, ServiceApp, read_bounded
+from shared.runtime.http import MAX_BODY_BYTES, BodyTooLarge, ServiceApp, read_bounded
 from shared.security.auth import AuthError
 from shared.security.channel import token_caller
 from shared.security.net_policy import Resolver, system_resolve
 from shared.workers.base import Worker
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
 CARD_PATHS = ("/.well-known/agent.json", "/.well-known/agent-card.json")
 
 
@@ -116,10 +115,8 @@ def create_app(
             return _json(rpc_error(None, refusal), status=error.status, headers=error.headers())
         try:
             body = await read_bounded(request, max_body_bytes)
-        except BodyTooLarge:
-            too_large = JSONRPCError(
-                code=ErrorCode.INVALID_REQUEST, message=f"request body larger than {max_body_bytes} bytes"
-            )
+        except BodyTooLarge as error:
+            too_large = JSONRPCError(code=ErrorCode.INVALID_REQUEST, message=str(error))
             return _json(rpc_error(None, too_large), status=413)
         reply = await request.app.state.rpc.handle(body, request.headers.get("a2a-version"), caller)
         if isinstance(reply, StreamReply):

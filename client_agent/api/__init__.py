@@ -16,12 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from client_agent.api import a2a, contractors, dashboard, market, tasks
-from client_agent.api.deps import MAX_BODY_BYTES, error_answer, invalid, refused
+from client_agent.api.deps import error_answer, invalid, refused
 from client_agent.api.mcp import MCP_PATH, McpFace
 from client_agent.errors import ClientError
 from client_agent.service import ClientService
 from contractor_agent.app import CARD_PATHS
-from shared.runtime.http import ServiceApp
+from shared.runtime.http import MAX_BODY_BYTES, ServiceApp
 from shared.security.auth import ApiKeys, AuthError
 
 PUBLIC_PATHS = frozenset({"/health", "/metrics", *CARD_PATHS})

@@ -13,12 +13,11 @@ from pydantic import ValidationError
 from client_agent.errors import ClientError, Conflict, Invalid, NotFound, Overloaded
 from client_agent.models import ErrorBody
 from client_agent.service import ClientService
-from shared.runtime.http import BodyTooLarge
+from shared.runtime.http import BodyTooLarge, Endpoint
 from shared.security.auth import ApiKeys, AuthError
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 429, 502)}
 MAX_POSITION = 2**53  # offsets and event numbers: far beyond any table, well inside every database's integers
-MAX_BODY_BYTES = 8 * 1024 * 1024
 STATUS: dict[type[ClientError], int] = {NotFound: 404, Conflict: 409, Invalid: 422, Overloaded: 429}
 
 
@@ -45,17 +44,21 @@ def invalid(errors: Iterable[Mapping[str, Any]], where: tuple[str, ...] = ()) ->
     return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
 
 
-async def answered(request: Request, keys: ApiKeys, answer: Callable[[], Awaitable[Response]]) -> Response:
-    """A direct route's answer (see `shared.runtime.http`): the API key checked first, and every refusal answered as
-    the app's exception handlers answer it. A `ValidationError` that `answer` lets out is the body's."""
-    try:
-        keys.check_request(request.headers)
-        return await answer()
-    except AuthError as error:
-        return error_answer(error.message, error.status, error.headers())
-    except ClientError as error:
-        return refused(error)
-    except BodyTooLarge:
-        return error_answer(f"request body larger than {MAX_BODY_BYTES} bytes", 413)
-    except ValidationError as error:
-        return invalid(error.errors(include_url=False), ("body",))
+def guarded(keys: ApiKeys, answer: Callable[[Request], Awaitable[Response]]) -> Endpoint:
+    """`answer` as a direct route's endpoint (see `shared.runtime.http`): the API key checked first, and every refusal
+    answered as the app's exception handlers answer it. A `ValidationError` that `answer` lets out is the body's."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            keys.check_request(request.headers)
+            return await answer(request)
+        except AuthError as error:
+            return error_answer(error.message, error.status, error.headers())
+        except ClientError as error:
+            return refused(error)
+        except BodyTooLarge as error:
+            return error_answer(str(error), 413)
+        except ValidationError as error:
+            return invalid(error.errors(include_url=False), ("body",))
+
+    return endpoint

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from client_agent.api.deps import ERRORS, MAX_BODY_BYTES, MAX_POSITION, Client, answered, invalid
+from client_agent.api.deps import ERRORS, MAX_POSITION, Client, guarded, invalid
 from client_agent.errors import Invalid
 from client_agent.models import Feedback, InputAnswer, TaskAccepted, TaskSubmission
 from client_agent.service import ClientService
 from client_agent.state import SubtaskCost, SubtaskState
 from shared.runtime import jsonio
-from shared.runtime.http import ServiceApp, read_bounded
+from shared.runtime.http import MAX_BODY_BYTES, ServiceApp, read_bounded
 from shared.security.auth import ApiKeys
 
 router = APIRouter(prefix="/v1/tasks", responses=ERRORS)
@@ -111,34 +111,25 @@ def serve_directly(app: ServiceApp, keys: ApiKeys) -> None:
     endpoints as above, the request parsed and refused as FastAPI would."""
 
     async def submit_directly(request: Request) -> Response:
-        async def answer() -> Response:
-            submission = TaskSubmission.model_validate_json(await read_bounded(request, MAX_BODY_BYTES))
-            accepted = await submit(submission, request.app.state.service)
-            return JSONResponse(accepted.model_dump(), status_code=202)
-
-        return await answered(request, keys, answer)
+        submission = TaskSubmission.model_validate_json(await read_bounded(request, MAX_BODY_BYTES))
+        accepted = await submit(submission, request.app.state.service)
+        return JSONResponse(accepted.model_dump(), status_code=202)
 
     async def events_directly(request: Request) -> Response:
-        async def answer() -> Response:
-            client: ClientService = request.app.state.service
-            try:
-                query = EventsQuery.model_validate(dict(request.query_params))
-            except ValidationError as error:
-                return invalid(error.errors(include_url=False), ("query",))
-            return await task_events(request.path_params["task_id"], request, client, query.after)
-
-        return await answered(request, keys, answer)
+        client: ClientService = request.app.state.service
+        try:
+            query = EventsQuery.model_validate(dict(request.query_params))
+        except ValidationError as error:
+            return invalid(error.errors(include_url=False), ("query",))
+        return await task_events(request.path_params["task_id"], request, client, query.after)
 
     async def task_directly(request: Request) -> Response:
-        async def answer() -> Response:
-            found = await get_task(request.path_params["task_id"], request.app.state.service)
-            return Response(jsonio.dumps(found), media_type="application/json")
+        found = await get_task(request.path_params["task_id"], request.app.state.service)
+        return Response(jsonio.dumps(found), media_type="application/json")
 
-        return await answered(request, keys, answer)
-
-    app.direct_route(router.prefix, submit_directly, methods=("POST",))
-    app.direct_route(router.prefix + "/{task_id}", task_directly, methods=("GET",))
-    app.direct_route(router.prefix + "/{task_id}/events", events_directly, methods=("GET",))
+    app.direct_route(router.prefix, guarded(keys, submit_directly), methods=("POST",))
+    app.direct_route(router.prefix + "/{task_id}", guarded(keys, task_directly), methods=("GET",))
+    app.direct_route(router.prefix + "/{task_id}/events", guarded(keys, events_directly), methods=("GET",))
 
 
 @router.get("/{task_id}/ledger")

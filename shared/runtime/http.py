@@ -38,20 +38,26 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a request body's bound, unless a service says otherwise
+
+
 class BodyTooLarge(Exception):
-    pass
+    """A request body past its bound; the message says which, fit to show the caller."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
 
 
 async def read_bounded(request: Request, limit: int) -> bytes:
     """The request's body, or BodyTooLarge once it (or the length it declares) passes `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge()
+        raise BodyTooLarge(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge()
+            raise BodyTooLarge(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -69,9 +75,8 @@ class BodyLimit:
             return
         try:
             body = await read_bounded(Request(scope, receive), self.limit)
-        except BodyTooLarge:
-            refusal = JSONResponse({"error": f"request body larger than {self.limit} bytes"}, status_code=413)
-            await refusal(scope, receive, send)
+        except BodyTooLarge as error:
+            await JSONResponse({"error": str(error)}, status_code=413)(scope, receive, send)
             return
         except ClientDisconnect:
             return

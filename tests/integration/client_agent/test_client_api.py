@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-from client_agent.api.deps import MAX_BODY_BYTES
 from client_agent.models import TaskSubmission
 from client_agent.planner import CatalogueSkill, Planner
+from shared.runtime.http import MAX_BODY_BYTES
 from shared.runtime.serving import ServerThread, bind_socket
 from tests.conftest import PORTFOLIO, RISK, StartContractor, card_named, subtask, wait_until
 
