@@ -414,7 +414,8 @@ class TaskManager:
             self.metrics.tasks.labels(state.value).inc()
             self.metrics.task_seconds.labels(record.skill.id).observe(time.monotonic() - record.created)
             log.info("task %s %s", record.task.id, state.value)
-        self._emit(record, self.status_event(record, self.next_quote(leaving) if state.terminal else None))
+        streamed = state.terminal and len(record.events) > 0  # only a stream's reader gets the final event
+        self._emit(record, self.status_event(record, self.next_quote(leaving) if streamed else None))
         return True
 
     def _progress(self, record: TaskRecord, text: str) -> None:
