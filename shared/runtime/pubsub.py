@@ -71,8 +71,8 @@ class Subscription(Generic[T]):
         while not self.ended:
             if self._items:
                 return True
-            if until is not None and until():
-                return False
+            if until is not None and until():  # what `until` itself let in (a store's read commits what is
+                return bool(self._items)  # pending, whose callbacks may offer items) is still read
             self._wake = asyncio.get_running_loop().create_future()
             try:
                 if until is None:

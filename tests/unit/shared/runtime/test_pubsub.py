@@ -45,6 +45,22 @@ async def test_readers_are_bounded_and_leave_cleanly():
     topic.subscribe()
 
 
+async def test_an_item_that_until_itself_lets_in_is_still_read():
+    """As the client's event stream: asking whether the task is done reads the store, which commits the pending
+    final event and offers it; that event must not be lost to the end of the stream."""
+    topic: Topic[str] = Topic()
+    subscription = topic.subscribe()
+
+    pending = ["completed"]
+
+    def done() -> bool:
+        while pending:
+            topic.publish(pending.pop())
+        return True
+
+    assert [item async for item in subscription.items(poll_s=0.01, until=done)] == ["completed"]
+
+
 async def test_until_ends_an_idle_stream():
     topic: Topic[int] = Topic()
     subscription = topic.subscribe()
